@@ -1,0 +1,423 @@
+//! The cluster as the engine sees it: inventory, route table and volume
+//! claims, parsed once and indexed so that a decision costs what the
+//! inventory costs, not what the route table costs.
+//!
+//! A `Cluster` is built from a snapshot (the `inventory` and `routes` of the
+//! decision input) and kept current with [`Change`]s. Every map is ordered,
+//! so nothing depends on a hash seed and the same state always gives the
+//! same answer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Map, Value};
+
+use crate::error::DecisionError;
+use crate::json_path::{field, index, object, opt_array, opt_object, required_string, string};
+use crate::port_set::PortSet;
+use crate::route::{Route, REMOVED};
+use crate::server::{Server, DEFAULT_PORT_RANGE};
+
+/// What live routes use of one server (which need not be in the inventory).
+#[derive(Debug, Clone)]
+pub(crate) struct Usage {
+    pub live: u64,
+    pub ports: PortSet,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Usage {
+            live: 0,
+            ports: PortSet::new(DEFAULT_PORT_RANGE),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    servers: BTreeMap<String, Server>,
+    routes: BTreeMap<String, Route>,
+    volumes: BTreeMap<String, String>,
+    usage: BTreeMap<String, Usage>,
+    /// service -> its live members, ordered by name.
+    members: BTreeMap<String, BTreeSet<String>>,
+    /// (service, server) -> live members of the service on the server.
+    service_load: BTreeMap<(String, String), u64>,
+}
+
+/// One incremental change to a [`Cluster`], as a host's store reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// `{"op": "upsert_server", "server": {...}}`
+    UpsertServer(Server),
+    /// `{"op": "remove_server", "hostname": "..."}`
+    RemoveServer { hostname: String },
+    /// `{"op": "save_route", "route": {...}}`: adds or replaces the record.
+    SaveRoute(Route),
+    /// `{"op": "remove_route", "name": "..."}`: marks it removed, which frees
+    /// its ports and its place in its service but keeps it for its volumes.
+    RemoveRoute { name: String },
+    /// `{"op": "delete_route", "name": "..."}`: forgets the record.
+    DeleteRoute { name: String },
+    /// `{"op": "claim_volume", "volume": "...", "server": "..."}`
+    ClaimVolume { volume: String, server: String },
+    /// `{"op": "release_volume", "volume": "..."}`
+    ReleaseVolume { volume: String },
+}
+
+impl Change {
+    /// Reads one change record; `path` names it in errors.
+    pub fn from_value(v: &Value, path: &str) -> Result<Change, DecisionError> {
+        let o = object(v, path)?;
+        let op = required_string(o, path, "op")?;
+        let text = |key: &str| required_string(o, path, key).map(str::to_string);
+        let record = |key: &str| {
+            crate::json_path::present(o.get(key)).ok_or_else(|| {
+                DecisionError::invalid(field(path, key), "is required but missing")
+            })
+        };
+        Ok(match op {
+            "upsert_server" => Change::UpsertServer(Server::from_value(
+                record("server")?,
+                &field(path, "server"),
+            )?),
+            "remove_server" => Change::RemoveServer {
+                hostname: text("hostname")?,
+            },
+            "save_route" => Change::SaveRoute(Route::from_value(
+                record("route")?,
+                None,
+                &field(path, "route"),
+            )?),
+            "remove_route" => Change::RemoveRoute { name: text("name")? },
+            "delete_route" => Change::DeleteRoute { name: text("name")? },
+            "claim_volume" => Change::ClaimVolume {
+                volume: text("volume")?,
+                server: text("server")?,
+            },
+            "release_volume" => Change::ReleaseVolume {
+                volume: text("volume")?,
+            },
+            other => {
+                return Err(DecisionError::invalid(
+                    field(path, "op"),
+                    format!("unknown change {other:?}: expected upsert_server, remove_server, save_route, remove_route, delete_route, claim_volume or release_volume"),
+                ))
+            }
+        })
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            Change::UpsertServer(s) => json!({"op": "upsert_server", "server": s.to_value()}),
+            Change::RemoveServer { hostname } => json!({"op": "remove_server", "hostname": hostname}),
+            Change::SaveRoute(r) => json!({"op": "save_route", "route": r.to_value()}),
+            Change::RemoveRoute { name } => json!({"op": "remove_route", "name": name}),
+            Change::DeleteRoute { name } => json!({"op": "delete_route", "name": name}),
+            Change::ClaimVolume { volume, server } => {
+                json!({"op": "claim_volume", "volume": volume, "server": server})
+            }
+            Change::ReleaseVolume { volume } => json!({"op": "release_volume", "volume": volume}),
+        }
+    }
+}
+
+impl Cluster {
+    pub fn new() -> Cluster {
+        Cluster::default()
+    }
+
+    /// Builds the state from `{"inventory": [...], "routes": {...}}`, the
+    /// shape of the decision input; other fields are ignored.
+    pub fn from_snapshot(v: &Value) -> Result<Cluster, DecisionError> {
+        let o = object(v, "")?;
+        Cluster::from_parts(o)
+    }
+
+    /// Reads `inventory` and `routes` out of an object that may hold more.
+    pub(crate) fn from_parts(o: &Map<String, Value>) -> Result<Cluster, DecisionError> {
+        let mut cluster = Cluster::new();
+        let inventory = opt_array(o, "", "inventory")?.ok_or_else(|| {
+            DecisionError::invalid("inventory", "is required but missing")
+        })?;
+        for (i, s) in inventory.iter().enumerate() {
+            let path = index("inventory", i);
+            let server = Server::from_value(s, &path)?;
+            if cluster.servers.contains_key(&server.hostname) {
+                return Err(DecisionError::invalid(
+                    field(&path, "hostname"),
+                    format!("duplicate hostname {:?}", server.hostname),
+                ));
+            }
+            cluster.upsert_server(server);
+        }
+        if let Some(routes) = opt_object(o, "", "routes")? {
+            if let Some(containers) = opt_object(routes, "routes", "containers")? {
+                for (name, r) in containers {
+                    let path = field("routes.containers", name);
+                    let mut route = Route::from_value(r, Some(name), &path)?;
+                    // The key is what etcd and the name lookups go by.
+                    route.name = name.clone();
+                    cluster.save_route(route);
+                }
+            }
+            if let Some(volumes) = opt_object(routes, "routes", "volumes")? {
+                for (volume, server) in volumes {
+                    let path = field("routes.volumes", volume);
+                    let server = string(server, &path)?;
+                    cluster.volumes.insert(volume.clone(), server.to_string());
+                }
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// Applies one change record, or an array of them all-or-nothing.
+    pub fn apply(&mut self, v: &Value) -> Result<(), DecisionError> {
+        let changes = match v {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Change::from_value(c, &index("", i)))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => vec![Change::from_value(v, "")?],
+        };
+        for change in changes {
+            self.apply_change(change);
+        }
+        Ok(())
+    }
+
+    pub fn apply_change(&mut self, change: Change) {
+        match change {
+            Change::UpsertServer(s) => self.upsert_server(s),
+            Change::RemoveServer { hostname } => {
+                self.servers.remove(&hostname);
+            }
+            Change::SaveRoute(r) => self.save_route(r),
+            Change::RemoveRoute { name } => {
+                if let Some(mut r) = self.delete_route(&name) {
+                    r.state = REMOVED.to_string();
+                    self.save_route(r);
+                }
+            }
+            Change::DeleteRoute { name } => {
+                self.delete_route(&name);
+            }
+            Change::ClaimVolume { volume, server } => {
+                self.volumes.insert(volume, server);
+            }
+            Change::ReleaseVolume { volume } => {
+                self.volumes.remove(&volume);
+            }
+        }
+    }
+
+    fn upsert_server(&mut self, server: Server) {
+        self.usage
+            .entry(server.hostname.clone())
+            .or_default()
+            .ports
+            .set_range(server.port_range);
+        self.servers.insert(server.hostname.clone(), server);
+    }
+
+    fn save_route(&mut self, route: Route) {
+        self.delete_route(&route.name);
+        if route.is_live() {
+            let usage = self.usage.entry(route.server.clone()).or_default();
+            usage.live += 1;
+            for (_, host) in &route.ports {
+                usage.ports.insert(*host);
+            }
+            self.members
+                .entry(route.service.clone())
+                .or_default()
+                .insert(route.name.clone());
+            *self
+                .service_load
+                .entry((route.service.clone(), route.server.clone()))
+                .or_insert(0) += 1;
+        }
+        self.routes.insert(route.name.clone(), route);
+    }
+
+    fn delete_route(&mut self, name: &str) -> Option<Route> {
+        let route = self.routes.remove(name)?;
+        if route.is_live() {
+            if let Some(usage) = self.usage.get_mut(&route.server) {
+                usage.live = usage.live.saturating_sub(1);
+                for (_, host) in &route.ports {
+                    usage.ports.remove(*host);
+                }
+            }
+            if let Some(m) = self.members.get_mut(&route.service) {
+                m.remove(&route.name);
+                if m.is_empty() {
+                    self.members.remove(&route.service);
+                }
+            }
+            let key = (route.service.clone(), route.server.clone());
+            if let Some(n) = self.service_load.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.service_load.remove(&key);
+                }
+            }
+        }
+        Some(route)
+    }
+
+    /// Servers in hostname order.
+    pub fn servers(&self) -> impl Iterator<Item = &Server> {
+        self.servers.values()
+    }
+
+    pub fn server(&self, hostname: &str) -> Option<&Server> {
+        self.servers.get(hostname)
+    }
+
+    /// Routes in name order.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.values()
+    }
+
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.get(name)
+    }
+
+    pub fn live_route(&self, name: &str) -> Option<&Route> {
+        self.routes.get(name).filter(|r| r.is_live())
+    }
+
+    /// Volume claims in volume order.
+    pub fn volumes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.volumes.iter().map(|(v, s)| (v.as_str(), s.as_str()))
+    }
+
+    pub fn volume_server(&self, volume: &str) -> Option<&str> {
+        self.volumes.get(volume).map(String::as_str)
+    }
+
+    /// Live members of a service, ordered by name.
+    pub fn members(&self, service: &str) -> impl Iterator<Item = &Route> {
+        self.members
+            .get(service)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.routes.get(name))
+    }
+
+    pub(crate) fn usage(&self, hostname: &str) -> Option<&Usage> {
+        self.usage.get(hostname)
+    }
+
+    /// A server's load: its stated `containers`, else its live routes.
+    pub fn load(&self, server: &Server) -> u64 {
+        server
+            .containers
+            .unwrap_or_else(|| self.usage(&server.hostname).map_or(0, |u| u.live))
+    }
+
+    pub(crate) fn service_load(&self, service: &str, hostname: &str) -> u64 {
+        // Tuple keys cannot be borrowed as (&str, &str); the allocation is
+        // per eligible server, not per route.
+        self.service_load
+            .get(&(service.to_string(), hostname.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The snapshot this state would be rebuilt from: `{"inventory", "routes"}`.
+    pub fn to_snapshot(&self) -> Value {
+        let mut containers = Map::new();
+        for r in self.routes.values() {
+            containers.insert(r.name.clone(), r.to_value());
+        }
+        let mut volumes = Map::new();
+        for (v, s) in &self.volumes {
+            volumes.insert(v.clone(), json!(s));
+        }
+        json!({
+            "inventory": self.servers.values().map(Server::to_value).collect::<Vec<_>>(),
+            "routes": { "containers": Value::Object(containers), "volumes": Value::Object(volumes) },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Value {
+        json!({
+            "inventory": [
+                {"hostname": "n1", "address": "10.0.0.1"},
+                {"hostname": "n2", "address": "10.0.0.2", "containers": 7}
+            ],
+            "routes": {
+                "containers": {
+                    "a.1": {"server": "n1", "ports": {"80/tcp": 20000}},
+                    "a.2": {"server": "n1", "ports": {"80/tcp": 20001}},
+                    "b.1": {"server": "n1", "state": "removed", "ports": {"80/tcp": 20002}}
+                },
+                "volumes": {"pg": "n2"}
+            }
+        })
+    }
+
+    #[test]
+    fn load_counts_live_routes_unless_stated() {
+        let c = Cluster::from_snapshot(&snapshot()).unwrap();
+        assert_eq!(c.load(c.server("n1").unwrap()), 2);
+        assert_eq!(c.load(c.server("n2").unwrap()), 7);
+        assert_eq!(c.members("a").count(), 2);
+        assert_eq!(c.members("b").count(), 0);
+        assert!(!c.usage("n1").unwrap().ports.contains(20002));
+    }
+
+    #[test]
+    fn remove_route_frees_ports_and_membership_but_keeps_the_record() {
+        let mut c = Cluster::from_snapshot(&snapshot()).unwrap();
+        c.apply(&json!({"op": "remove_route", "name": "a.1"})).unwrap();
+        assert_eq!(c.route("a.1").unwrap().state, "removed");
+        assert!(!c.usage("n1").unwrap().ports.contains(20000));
+        assert_eq!(c.members("a").count(), 1);
+        assert_eq!(c.service_load("a", "n1"), 1);
+    }
+
+    #[test]
+    fn incremental_changes_rebuild_the_same_snapshot() {
+        let fresh = Cluster::from_snapshot(&snapshot()).unwrap();
+        let mut built = Cluster::new();
+        for s in fresh.servers() {
+            built.apply_change(Change::UpsertServer(s.clone()));
+        }
+        for r in fresh.routes() {
+            built.apply(&Change::SaveRoute(r.clone()).to_value()).unwrap();
+        }
+        built
+            .apply(&json!([{"op": "claim_volume", "volume": "pg", "server": "n2"}]))
+            .unwrap();
+        assert_eq!(built.to_snapshot(), fresh.to_snapshot());
+    }
+
+    #[test]
+    fn a_bad_change_in_a_batch_applies_none_of_it() {
+        let mut c = Cluster::from_snapshot(&snapshot()).unwrap();
+        let before = c.to_snapshot();
+        let e = c
+            .apply(&json!([{"op": "delete_route", "name": "a.1"}, {"op": "claim_volume"}]))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("[1].volume"), "{e}");
+        assert_eq!(c.to_snapshot(), before);
+    }
+
+    #[test]
+    fn duplicate_hostnames_are_invalid() {
+        let e = Cluster::from_snapshot(&json!({"inventory": [
+            {"hostname": "n1", "address": "a"}, {"hostname": "n1", "address": "b"}]}))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("inventory[1].hostname"), "{e}");
+    }
+}

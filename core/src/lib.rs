@@ -1,0 +1,73 @@
+//! flocker's placement engine.
+//!
+//! One decision: which server a `docker run` lands on, and how its create
+//! request must change to work there (SPEC sections 2 to 4). The engine is
+//! pure: no I/O, clock, randomness, threads or global state, so the same
+//! input gives byte-identical output natively and inside the WASM module.
+//!
+//! Entry points:
+//! - [`decide_json`]: SPEC input bytes in, SPEC output JSON out; never panics.
+//! - [`decide`]: the same on a parsed value, with a typed result.
+//! - [`Cluster`]: the cluster parsed once and kept current with [`Change`]s,
+//!   deciding requests of only `{name, container, image}`.
+#![forbid(unsafe_code)]
+
+mod cluster;
+mod decision;
+mod error;
+mod explain;
+mod json_path;
+mod naming;
+mod port;
+mod port_set;
+mod route;
+mod server;
+
+pub use cluster::{Change, Cluster};
+pub use decision::{Decision, ServerRef};
+pub use error::{DecisionError, Pin};
+pub use explain::Explain;
+pub use naming::ContainerName;
+pub use port::Port;
+pub use route::{Route, LIVE, REMOVED};
+pub use server::{Server, DEFAULT_PORT_RANGE};
+
+use serde_json::Value;
+
+/// The largest input accepted, in bytes; larger is `invalid_request`.
+pub const MAX_INPUT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Decides a full SPEC input (`name`, `container`, `image`, `inventory`, `routes`).
+pub fn decide(input: &Value) -> Result<Decision, DecisionError> {
+    let o = json_path::object(input, "")?;
+    let cluster = Cluster::from_parts(o)?;
+    cluster.decide(input)
+}
+
+/// Decides SPEC input bytes and renders the SPEC output: a decision, or
+/// `{"error": {...}}`. Any bytes give one or the other, never a panic.
+pub fn decide_json(input: &[u8]) -> String {
+    render(&parse(input).and_then(|v| decide(&v)))
+}
+
+/// Parses input bytes as JSON, naming what is wrong with them.
+pub fn parse(input: &[u8]) -> Result<Value, DecisionError> {
+    if input.len() > MAX_INPUT_BYTES {
+        return Err(DecisionError::invalid(
+            "",
+            format!("input is {} bytes, over the {MAX_INPUT_BYTES}-byte limit", input.len()),
+        ));
+    }
+    serde_json::from_slice(input).map_err(|e| {
+        DecisionError::invalid("", format!("input is not valid JSON: {e}"))
+    })
+}
+
+/// The SPEC output for a result, as compact JSON.
+pub fn render(result: &Result<Decision, DecisionError>) -> String {
+    let v = match result {
+        Ok(d) => d.to_value(),
+        Err(e) => e.to_value(),
+    };
+    v.to_string()
+}

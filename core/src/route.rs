@@ -1,0 +1,139 @@
+//! A route record (SPEC sections 4 and 5): where an earlier decision put a
+//! named container, which host ports it holds and what env it was given.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::DecisionError;
+use crate::json_path::{
+    field, index, object, opt_array, opt_object, opt_string, required_string, string, u64_value,
+};
+use crate::naming::ContainerName;
+use crate::port::Port;
+
+/// The `state` of a route the engine treats as running.
+pub const LIVE: &str = "live";
+/// The `state` `routes rm` gives a route: kept for its volumes, not running.
+pub const REMOVED: &str = "removed";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub service: String,
+    pub server: String,
+    pub address: String,
+    /// Container port -> host port, in Docker's link order.
+    pub ports: Vec<(Port, u16)>,
+    pub env: Vec<String>,
+    pub volumes: Vec<String>,
+    pub state: String,
+}
+
+impl Route {
+    pub fn is_live(&self) -> bool {
+        self.state == LIVE
+    }
+
+    /// Reads a route record. `key` is the name it is stored under, which
+    /// stands in for a missing `name`; `path` names the record in errors.
+    pub fn from_value(v: &Value, key: Option<&str>, path: &str) -> Result<Route, DecisionError> {
+        let o = object(v, path)?;
+        let name = match (opt_string(o, path, "name")?, key) {
+            (Some(n), _) => n,
+            (None, Some(k)) => k,
+            (None, None) => required_string(o, path, "name")?,
+        };
+        let service = match opt_string(o, path, "service")? {
+            Some(s) => s.to_string(),
+            None => ContainerName::split(name).0.to_string(),
+        };
+        let server = required_string(o, path, "server")?;
+        let address = opt_string(o, path, "address")?.unwrap_or_default();
+        let mut ports = Vec::new();
+        if let Some(map) = opt_object(o, path, "ports")? {
+            let ports_path = field(path, "ports");
+            for (k, hp) in map {
+                let p = field(&ports_path, k);
+                let port = Port::parse(k, &p)?;
+                let host = u64_value(hp, &p)?;
+                let host = u16::try_from(host)
+                    .ok()
+                    .filter(|h| *h > 0)
+                    .ok_or_else(|| DecisionError::invalid(&p, "host port must be 1 to 65535"))?;
+                ports.push((port, host));
+            }
+        }
+        ports.sort_by(|a, b| a.0.cmp(&b.0));
+        ports.dedup_by(|a, b| a.0 == b.0);
+        Ok(Route {
+            name: name.to_string(),
+            service,
+            server: server.to_string(),
+            address: address.to_string(),
+            ports,
+            env: strings(o, path, "env")?,
+            volumes: strings(o, path, "volumes")?,
+            state: opt_string(o, path, "state")?.unwrap_or(LIVE).to_string(),
+        })
+    }
+
+    pub fn to_value(&self) -> Value {
+        let mut ports = Map::new();
+        for (p, h) in &self.ports {
+            ports.insert(p.to_string(), json!(h));
+        }
+        json!({
+            "name": self.name,
+            "service": self.service,
+            "server": self.server,
+            "address": self.address,
+            "ports": Value::Object(ports),
+            "env": self.env,
+            "volumes": self.volumes,
+            "state": self.state,
+        })
+    }
+}
+
+fn strings(o: &Map<String, Value>, path: &str, key: &str) -> Result<Vec<String>, DecisionError> {
+    let Some(items) = opt_array(o, path, key)? else {
+        return Ok(Vec::new());
+    };
+    let p = field(path, key);
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| string(v, &index(&p, i)).map(str::to_string))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_record_round_trips_with_ports_in_link_order() {
+        let v = json!({"name": "auth.1", "service": "auth", "server": "node2", "address": "10.0.0.2",
+                       "ports": {"53/udp": 20002, "80/tcp": 20001}, "env": ["A=1"], "volumes": [],
+                       "state": "live"});
+        let r = Route::from_value(&v, None, "r").unwrap();
+        assert!(r.is_live());
+        assert_eq!(
+            serde_json::to_string(&r.to_value()["ports"]).unwrap(),
+            r#"{"80/tcp":20001,"53/udp":20002}"#
+        );
+        assert_eq!(Route::from_value(&r.to_value(), None, "r").unwrap(), r);
+    }
+
+    #[test]
+    fn route_defaults_name_and_service_from_its_key() {
+        let r = Route::from_value(&json!({"server": "n"}), Some("db.2"), "r").unwrap();
+        assert_eq!((r.name.as_str(), r.service.as_str(), r.state.as_str()), ("db.2", "db", "live"));
+    }
+
+    #[test]
+    fn route_with_bad_host_port_names_it() {
+        let e = Route::from_value(&json!({"server": "n", "ports": {"80/tcp": "x"}}), Some("a"), "routes.containers.a")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("routes.containers.a.ports[\"80/tcp\"]"), "{e}");
+    }
+}

@@ -1,0 +1,163 @@
+//! A server of the inventory (SPEC section 2), with its defaults applied.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::DecisionError;
+use crate::json_path::{field, index, object, opt_array, opt_bool, opt_u64, required_string, string};
+
+/// The port range a server publishes from when its record gives none.
+pub const DEFAULT_PORT_RANGE: (u16, u16) = (20000, 29999);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub hostname: String,
+    pub address: String,
+    /// The Docker endpoint; `tcp://<address>:2375` when the record gives none.
+    pub docker: String,
+    pub tags: Vec<String>,
+    pub reserved: bool,
+    pub full: bool,
+    pub max_containers: Option<u64>,
+    /// The load the record states; when absent the load is its live routes.
+    pub containers: Option<u64>,
+    /// Inclusive bounds.
+    pub port_range: (u16, u16),
+}
+
+impl Server {
+    /// Reads one inventory record; `path` names it in errors (`inventory[2]`).
+    pub fn from_value(v: &Value, path: &str) -> Result<Server, DecisionError> {
+        let o = object(v, path)?;
+        let hostname = required_string(o, path, "hostname")?;
+        if hostname.is_empty() {
+            return Err(DecisionError::invalid(
+                field(path, "hostname"),
+                "must not be empty",
+            ));
+        }
+        let address = required_string(o, path, "address")?;
+        if address.is_empty() {
+            return Err(DecisionError::invalid(
+                field(path, "address"),
+                "must not be empty",
+            ));
+        }
+        let docker = match crate::json_path::opt_string(o, path, "docker")? {
+            Some(d) => d.to_string(),
+            None => format!("tcp://{address}:2375"),
+        };
+        let tags = read_tags(o, path)?;
+        Ok(Server {
+            hostname: hostname.to_string(),
+            address: address.to_string(),
+            docker,
+            tags,
+            reserved: opt_bool(o, path, "reserved")?.unwrap_or(false),
+            full: opt_bool(o, path, "full")?.unwrap_or(false),
+            max_containers: opt_u64(o, path, "max_containers")?,
+            containers: opt_u64(o, path, "containers")?,
+            port_range: read_port_range(o, path)?,
+        })
+    }
+
+    /// The record as it is stored and sent, with defaults filled in.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("hostname".into(), json!(self.hostname));
+        m.insert("address".into(), json!(self.address));
+        m.insert("docker".into(), json!(self.docker));
+        m.insert("tags".into(), json!(self.tags));
+        m.insert("reserved".into(), json!(self.reserved));
+        m.insert("full".into(), json!(self.full));
+        if let Some(max) = self.max_containers {
+            m.insert("max_containers".into(), json!(max));
+        }
+        if let Some(c) = self.containers {
+            m.insert("containers".into(), json!(c));
+        }
+        m.insert(
+            "port_range".into(),
+            json!([self.port_range.0, self.port_range.1]),
+        );
+        Value::Object(m)
+    }
+
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+}
+
+fn read_tags(o: &Map<String, Value>, path: &str) -> Result<Vec<String>, DecisionError> {
+    let Some(items) = opt_array(o, path, "tags")? else {
+        return Ok(Vec::new());
+    };
+    let tags_path = field(path, "tags");
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| string(t, &index(&tags_path, i)).map(str::to_string))
+        .collect()
+}
+
+fn read_port_range(o: &Map<String, Value>, path: &str) -> Result<(u16, u16), DecisionError> {
+    let Some(items) = opt_array(o, path, "port_range")? else {
+        return Ok(DEFAULT_PORT_RANGE);
+    };
+    let range_path = field(path, "port_range");
+    let bound = |i: usize| -> Result<u16, DecisionError> {
+        let p = index(&range_path, i);
+        items
+            .get(i)
+            .and_then(Value::as_u64)
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| DecisionError::invalid(p, "expected a port number from 1 to 65535"))
+    };
+    if items.len() != 2 {
+        return Err(DecisionError::invalid(
+            range_path,
+            "expected [first, last], two port numbers",
+        ));
+    }
+    let (lo, hi) = (bound(0)?, bound(1)?);
+    if lo > hi {
+        return Err(DecisionError::invalid(
+            range_path,
+            format!("first port {lo} is above last port {hi}"),
+        ));
+    }
+    Ok((lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_defaults_follow_spec_section_2() {
+        let s = Server::from_value(&json!({"hostname": "n1", "address": "10.0.0.1"}), "inventory[0]")
+            .unwrap();
+        assert_eq!(s.docker, "tcp://10.0.0.1:2375");
+        assert!(s.tags.is_empty());
+        assert!(!s.reserved && !s.full);
+        assert_eq!(s.port_range, (20000, 29999));
+        assert_eq!(s.containers, None);
+    }
+
+    #[test]
+    fn server_without_address_names_the_field() {
+        let e = Server::from_value(&json!({"hostname": "n1"}), "inventory[3]").unwrap_err();
+        assert_eq!(e.kind(), "invalid_request");
+        assert!(e.to_string().starts_with("inventory[3].address"), "{e}");
+    }
+
+    #[test]
+    fn reversed_port_range_is_invalid() {
+        let e = Server::from_value(
+            &json!({"hostname": "n1", "address": "a", "port_range": [30000, 20000]}),
+            "inventory[0]",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("inventory[0].port_range"), "{e}");
+    }
+}

@@ -72,9 +72,8 @@ impl Change {
         let op = required_string(o, path, "op")?;
         let text = |key: &str| required_string(o, path, key).map(str::to_string);
         let record = |key: &str| {
-            crate::json_path::present(o.get(key)).ok_or_else(|| {
-                DecisionError::invalid(field(path, key), "is required but missing")
-            })
+            crate::json_path::present(o.get(key))
+                .ok_or_else(|| DecisionError::invalid(field(path, key), "is required but missing"))
         };
         Ok(match op {
             "upsert_server" => Change::UpsertServer(Server::from_value(
@@ -110,7 +109,9 @@ impl Change {
     pub fn to_value(&self) -> Value {
         match self {
             Change::UpsertServer(s) => json!({"op": "upsert_server", "server": s.to_value()}),
-            Change::RemoveServer { hostname } => json!({"op": "remove_server", "hostname": hostname}),
+            Change::RemoveServer { hostname } => {
+                json!({"op": "remove_server", "hostname": hostname})
+            }
             Change::SaveRoute(r) => json!({"op": "save_route", "route": r.to_value()}),
             Change::RemoveRoute { name } => json!({"op": "remove_route", "name": name}),
             Change::DeleteRoute { name } => json!({"op": "delete_route", "name": name}),
@@ -137,9 +138,8 @@ impl Cluster {
     /// Reads `inventory` and `routes` out of an object that may hold more.
     pub(crate) fn from_parts(o: &Map<String, Value>) -> Result<Cluster, DecisionError> {
         let mut cluster = Cluster::new();
-        let inventory = opt_array(o, "", "inventory")?.ok_or_else(|| {
-            DecisionError::invalid("inventory", "is required but missing")
-        })?;
+        let inventory = opt_array(o, "", "inventory")?
+            .ok_or_else(|| DecisionError::invalid("inventory", "is required but missing"))?;
         for (i, s) in inventory.iter().enumerate() {
             let path = index("inventory", i);
             let server = Server::from_value(s, &path)?;
@@ -379,7 +379,8 @@ mod tests {
     #[test]
     fn remove_route_frees_ports_and_membership_but_keeps_the_record() {
         let mut c = Cluster::from_snapshot(&snapshot()).unwrap();
-        c.apply(&json!({"op": "remove_route", "name": "a.1"})).unwrap();
+        c.apply(&json!({"op": "remove_route", "name": "a.1"}))
+            .unwrap();
         assert_eq!(c.route("a.1").unwrap().state, "removed");
         assert!(!c.usage("n1").unwrap().ports.contains(20000));
         assert_eq!(c.members("a").count(), 1);
@@ -394,7 +395,9 @@ mod tests {
             built.apply_change(Change::UpsertServer(s.clone()));
         }
         for r in fresh.routes() {
-            built.apply(&Change::SaveRoute(r.clone()).to_value()).unwrap();
+            built
+                .apply(&Change::SaveRoute(r.clone()).to_value())
+                .unwrap();
         }
         built
             .apply(&json!([{"op": "claim_volume", "volume": "pg", "server": "n2"}]))

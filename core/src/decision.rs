@@ -3,9 +3,13 @@
 use serde_json::{json, Map, Value};
 
 use crate::cluster::Cluster;
+use crate::env::{merge_image_env, Appender};
 use crate::error::DecisionError;
 use crate::explain::Explain;
-use crate::route::Route;
+use crate::port::Port;
+use crate::request::{NetworkMode, Request};
+use crate::route::{Route, LIVE};
+use crate::{links, pins, publishing, routing};
 
 /// The chosen server, as a proxy needs it to forward the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,14 +47,187 @@ impl Decision {
 }
 
 impl Cluster {
-    /// Decides `{name, container, image}` against this state.
+    /// Decides `{name, container, image}` against this state. The rules run
+    /// in a fixed order, so that when a request breaks several of them the
+    /// error is always the same one: bad input, name, `VIKING_SERVER`, pins,
+    /// links, then routing.
     pub fn decide(&self, request: &Value) -> Result<Decision, DecisionError> {
-        let _ = request;
-        Err(DecisionError::invalid("", "not implemented yet"))
+        let req = Request::parse(request)?;
+        if let Some(name) = &req.name {
+            if let Some(live) = self.live_route(&name.id) {
+                return Err(DecisionError::NameInUse {
+                    name: name.id.clone(),
+                    server: live.server.clone(),
+                });
+            }
+        }
+        let restriction = pins::restriction(self, &req)?;
+        let targets = req
+            .links
+            .iter()
+            .map(|l| links::resolve(self, l, req.name.as_ref()).map(|t| (l, t)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let requests = publishing::host_requests(&req);
+        let (server, explain) = routing::choose(self, &req, &restriction, &requests)?;
+        let host_ports = publishing::assign(self, server, &requests).map_err(|reason| {
+            // `choose` only returns a server that passed the same check.
+            DecisionError::NoEligibleServer {
+                explain: Explain::new(1, vec![(server.hostname.clone(), reason)]),
+            }
+        })?;
+
+        let mut env = Appender::new(&req.env);
+        if let Some(name) = &req.name {
+            env.push(format!("SERVICE_ID={}", name.id));
+            env.push(format!("SERVICE_NAME={}", name.service));
+        }
+        let mut links_env = Vec::new();
+        let linker = req.name.as_ref().map(|n| n.id.as_str());
+        for (link, target) in &targets {
+            for entry in links::link_env(self, link, target, linker) {
+                if env.push(entry.clone()) {
+                    links_env.push(entry);
+                }
+            }
+        }
+
+        let route_ports = route_ports(&req, &host_ports);
+        let container = rewrite(&req, env.added, &host_ports);
+        let route = req.name.as_ref().map(|name| Route {
+            name: name.id.clone(),
+            service: name.service.clone(),
+            server: server.hostname.clone(),
+            address: server.address.clone(),
+            ports: route_ports,
+            env: merge_image_env(&req.env, &req.image_env),
+            volumes: unique(req.named_volumes.iter().map(|(v, _)| *v)),
+            state: LIVE.to_string(),
+        });
+        Ok(Decision {
+            server: ServerRef {
+                hostname: server.hostname.clone(),
+                address: server.address.clone(),
+                docker: server.docker.clone(),
+            },
+            container,
+            links_env,
+            route,
+            explain,
+        })
     }
 
     /// [`Cluster::decide`] on bytes, rendered as SPEC output JSON.
     pub fn decide_json(&self, request: &[u8]) -> String {
         crate::render(&crate::parse(request).and_then(|v| self.decide(&v)))
     }
+}
+
+/// Container port -> host port for the route: the first binding's port, or
+/// the port itself under host networking.
+fn route_ports(req: &Request, host_ports: &[u16]) -> Vec<(Port, u16)> {
+    match req.network {
+        NetworkMode::Published => {
+            let mut next = host_ports.iter();
+            req.ports
+                .iter()
+                .filter_map(|p| {
+                    let n = p.bindings.len().max(1);
+                    let first = next.next().copied();
+                    for _ in 1..n {
+                        next.next();
+                    }
+                    first.map(|h| (p.port.clone(), h))
+                })
+                .collect()
+        }
+        NetworkMode::Host => req
+            .ports
+            .iter()
+            .map(|p| (p.port.clone(), p.port.num))
+            .collect(),
+        NetworkMode::Container(_) => Vec::new(),
+    }
+}
+
+/// The create body for the chosen server: env appended, `Links` removed,
+/// every published port bound to its host port. Nothing else changes.
+fn rewrite(req: &Request, added_env: Vec<String>, host_ports: &[u16]) -> Map<String, Value> {
+    let mut body = req.container.clone();
+    if !added_env.is_empty() {
+        let mut env: Vec<Value> = req
+            .env
+            .iter()
+            .map(|e| Value::String(e.to_string()))
+            .collect();
+        env.extend(added_env.into_iter().map(Value::String));
+        body.insert("Env".into(), Value::Array(env));
+    }
+    let publishes = req.network == NetworkMode::Published && !req.ports.is_empty();
+    let has_links_key =
+        matches!(body.get("HostConfig"), Some(Value::Object(hc)) if hc.contains_key("Links"));
+    if !publishes && !has_links_key {
+        return body;
+    }
+    let hc = body
+        .entry("HostConfig")
+        .and_modify(|v| {
+            if !v.is_object() {
+                *v = Value::Object(Map::new());
+            }
+        })
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(hc) = hc else {
+        return body;
+    };
+    hc.remove("Links");
+    if publishes {
+        bind_ports(req, hc, host_ports);
+    }
+    body
+}
+
+fn bind_ports(req: &Request, hc: &mut Map<String, Value>, host_ports: &[u16]) {
+    let bindings = hc
+        .entry("PortBindings")
+        .and_modify(|v| {
+            if !v.is_object() {
+                *v = Value::Object(Map::new());
+            }
+        })
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(bindings) = bindings else {
+        return;
+    };
+    let mut next = host_ports.iter();
+    for p in &req.ports {
+        if p.bindings.is_empty() {
+            if let Some(h) = next.next() {
+                bindings.insert(
+                    p.port.to_string(),
+                    json!([{ "HostIp": "", "HostPort": h.to_string() }]),
+                );
+            }
+            continue;
+        }
+        for b in &p.bindings {
+            let Some(h) = next.next() else { return };
+            if let Some(Value::Object(slot)) = bindings
+                .get_mut(&b.key)
+                .and_then(Value::as_array_mut)
+                .and_then(|list| list.get_mut(b.slot))
+            {
+                slot.insert("HostPort".into(), json!(h.to_string()));
+            }
+        }
+    }
+}
+
+fn unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in items {
+        if !out.iter().any(|o| o == i) {
+            out.push(i.to_string());
+        }
+    }
+    out
 }

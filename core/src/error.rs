@@ -48,7 +48,9 @@ pub enum DecisionError {
     UnknownContainer { path: String, name: String },
 
     /// A link names neither a live container nor a service with live members.
-    #[error("{path}: link target {name:?} is neither a live container nor a service with live members")]
+    #[error(
+        "{path}: link target {name:?} is neither a live container nor a service with live members"
+    )]
     UnknownLink { path: String, name: String },
 
     /// The pins name more than one server.

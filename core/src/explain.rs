@@ -58,7 +58,14 @@ mod tests {
         assert_eq!(e.summary, "1/4 servers eligible: 2 full, 1 missing tag ssd");
         assert_eq!(Explain::new(3, vec![]).summary, "3/3 servers eligible");
         assert_eq!(
-            Explain::new(3, vec![("a".into(), "missing tag ssd".into()), ("b".into(), "full".into())]).summary,
+            Explain::new(
+                3,
+                vec![
+                    ("a".into(), "missing tag ssd".into()),
+                    ("b".into(), "full".into())
+                ]
+            )
+            .summary,
             "1/3 servers eligible: 1 full, 1 missing tag ssd"
         );
     }

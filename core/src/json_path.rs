@@ -99,9 +99,8 @@ pub(crate) fn required_string<'a>(
     parent_path: &str,
     key: &str,
 ) -> Result<&'a str> {
-    opt_string(parent, parent_path, key)?.ok_or_else(|| {
-        DecisionError::invalid(field(parent_path, key), "is required but missing")
-    })
+    opt_string(parent, parent_path, key)?
+        .ok_or_else(|| DecisionError::invalid(field(parent_path, key), "is required but missing"))
 }
 
 pub(crate) fn opt_bool(

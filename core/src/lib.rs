@@ -14,13 +14,19 @@
 
 mod cluster;
 mod decision;
+mod env;
 mod error;
 mod explain;
 mod json_path;
+mod links;
 mod naming;
+mod pins;
 mod port;
 mod port_set;
+mod publishing;
+mod request;
 mod route;
+mod routing;
 mod server;
 
 pub use cluster::{Change, Cluster};
@@ -55,12 +61,14 @@ pub fn parse(input: &[u8]) -> Result<Value, DecisionError> {
     if input.len() > MAX_INPUT_BYTES {
         return Err(DecisionError::invalid(
             "",
-            format!("input is {} bytes, over the {MAX_INPUT_BYTES}-byte limit", input.len()),
+            format!(
+                "input is {} bytes, over the {MAX_INPUT_BYTES}-byte limit",
+                input.len()
+            ),
         ));
     }
-    serde_json::from_slice(input).map_err(|e| {
-        DecisionError::invalid("", format!("input is not valid JSON: {e}"))
-    })
+    serde_json::from_slice(input)
+        .map_err(|e| DecisionError::invalid("", format!("input is not valid JSON: {e}")))
 }
 
 /// The SPEC output for a result, as compact JSON.

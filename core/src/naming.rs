@@ -67,9 +67,11 @@ impl ContainerName {
             return 0;
         }
         let len = len as u64;
-        self.pid.as_deref().unwrap_or("0").bytes().fold(0u64, |acc, b| {
-            (acc * 10 + u64::from(b - b'0')) % len
-        }) as usize
+        self.pid
+            .as_deref()
+            .unwrap_or("0")
+            .bytes()
+            .fold(0u64, |acc, b| (acc * 10 + u64::from(b - b'0')) % len) as usize
     }
 }
 
@@ -80,10 +82,16 @@ mod tests {
     #[test]
     fn naming_splits_at_the_last_dot() {
         let n = ContainerName::parse("appserver.3453").unwrap();
-        assert_eq!((n.id.as_str(), n.service.as_str()), ("appserver.3453", "appserver"));
+        assert_eq!(
+            (n.id.as_str(), n.service.as_str()),
+            ("appserver.3453", "appserver")
+        );
         assert_eq!(n.pid.as_deref(), Some("3453"));
         let n = ContainerName::parse("/a.b.7").unwrap();
-        assert_eq!((n.id.as_str(), n.service.as_str(), n.pid.as_deref()), ("a.b.7", "a.b", Some("7")));
+        assert_eq!(
+            (n.id.as_str(), n.service.as_str(), n.pid.as_deref()),
+            ("a.b.7", "a.b", Some("7"))
+        );
     }
 
     #[test]
@@ -96,7 +104,9 @@ mod tests {
 
     #[test]
     fn naming_rejects_what_docker_rejects() {
-        for bad in ["", "/", "a", "-x", ".x", "_x", "my app", "é1", "a/b", "//ab"] {
+        for bad in [
+            "", "/", "a", "-x", ".x", "_x", "my app", "é1", "a/b", "//ab",
+        ] {
             let e = ContainerName::parse(bad).unwrap_err();
             assert_eq!(e.kind(), "invalid_name", "{bad:?}");
         }
@@ -110,7 +120,10 @@ mod tests {
         let n = ContainerName::parse("myapp.1").unwrap();
         assert_eq!(n.pid_mod(2), 1);
         let n = ContainerName::parse("myapp.123456789012345678901234567890").unwrap();
-        assert_eq!(n.pid_mod(7), (123456789012345678901234567890u128 % 7) as usize);
+        assert_eq!(
+            n.pid_mod(7),
+            (123456789012345678901234567890u128 % 7) as usize
+        );
         let n = ContainerName::parse("myapp").unwrap();
         assert_eq!(n.pid_mod(3), 0);
     }

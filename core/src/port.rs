@@ -128,7 +128,16 @@ mod tests {
 
     #[test]
     fn ports_reject_names_and_out_of_range_numbers() {
-        for bad in ["http/tcp", "70000/tcp", "0/tcp", "80/icmp", "", "/tcp", "8000-8010/tcp", "+80"] {
+        for bad in [
+            "http/tcp",
+            "70000/tcp",
+            "0/tcp",
+            "80/icmp",
+            "",
+            "/tcp",
+            "8000-8010/tcp",
+            "+80",
+        ] {
             let e = Port::parse(bad, "container.ExposedPorts").unwrap_err();
             assert_eq!(e.kind(), "invalid_request", "{bad}");
             assert!(e.to_string().starts_with("container.ExposedPorts"), "{e}");
@@ -137,7 +146,13 @@ mod tests {
 
     #[test]
     fn link_order_puts_tcp_first_then_protocol_name_then_number() {
-        let mut ports = vec![p("53/udp"), p("9/sctp"), p("8080/tcp"), p("80/tcp"), p("7/udp")];
+        let mut ports = vec![
+            p("53/udp"),
+            p("9/sctp"),
+            p("8080/tcp"),
+            p("80/tcp"),
+            p("7/udp"),
+        ];
         ports.sort();
         let got: Vec<String> = ports.iter().map(Port::to_string).collect();
         assert_eq!(got, ["80/tcp", "8080/tcp", "9/sctp", "7/udp", "53/udp"]);
@@ -145,7 +160,10 @@ mod tests {
 
     #[test]
     fn host_port_requests() {
-        assert_eq!(HostPortRequest::parse("", "x").unwrap(), HostPortRequest::Any);
+        assert_eq!(
+            HostPortRequest::parse("", "x").unwrap(),
+            HostPortRequest::Any
+        );
         assert_eq!(
             HostPortRequest::parse("8080", "x").unwrap(),
             HostPortRequest::Explicit(8080, 8080)

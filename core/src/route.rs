@@ -127,13 +127,24 @@ mod tests {
     #[test]
     fn route_defaults_name_and_service_from_its_key() {
         let r = Route::from_value(&json!({"server": "n"}), Some("db.2"), "r").unwrap();
-        assert_eq!((r.name.as_str(), r.service.as_str(), r.state.as_str()), ("db.2", "db", "live"));
+        assert_eq!(
+            (r.name.as_str(), r.service.as_str(), r.state.as_str()),
+            ("db.2", "db", "live")
+        );
     }
 
     #[test]
     fn route_with_bad_host_port_names_it() {
-        let e = Route::from_value(&json!({"server": "n", "ports": {"80/tcp": "x"}}), Some("a"), "routes.containers.a")
-            .unwrap_err();
-        assert!(e.to_string().starts_with("routes.containers.a.ports[\"80/tcp\"]"), "{e}");
+        let e = Route::from_value(
+            &json!({"server": "n", "ports": {"80/tcp": "x"}}),
+            Some("a"),
+            "routes.containers.a",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("routes.containers.a.ports[\"80/tcp\"]"),
+            "{e}"
+        );
     }
 }

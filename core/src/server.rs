@@ -3,7 +3,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::DecisionError;
-use crate::json_path::{field, index, object, opt_array, opt_bool, opt_u64, required_string, string};
+use crate::json_path::{
+    field, index, object, opt_array, opt_bool, opt_u64, required_string, string,
+};
 
 /// The port range a server publishes from when its record gives none.
 pub const DEFAULT_PORT_RANGE: (u16, u16) = (20000, 29999);
@@ -135,8 +137,11 @@ mod tests {
 
     #[test]
     fn server_defaults_follow_spec_section_2() {
-        let s = Server::from_value(&json!({"hostname": "n1", "address": "10.0.0.1"}), "inventory[0]")
-            .unwrap();
+        let s = Server::from_value(
+            &json!({"hostname": "n1", "address": "10.0.0.1"}),
+            "inventory[0]",
+        )
+        .unwrap();
         assert_eq!(s.docker, "tcp://10.0.0.1:2375");
         assert!(s.tags.is_empty());
         assert!(!s.reserved && !s.full);

@@ -1,0 +1,108 @@
+//! SPEC 3, Mapping 2-5: the rules that send a container to one server
+//! (named volumes, previous location, volumes_from, a network container)
+//! and how they, with `VIKING_SERVER`, must agree.
+
+use crate::cluster::Cluster;
+use crate::error::{DecisionError, Pin};
+use crate::request::{NetworkMode, Request};
+
+/// Where the container must go, if anywhere, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Restriction {
+    Anywhere,
+    /// `VIKING_SERVER` names this server (pins, if any, agree).
+    VikingServer(String),
+    /// Pins send it to this server.
+    Pinned(String),
+}
+
+impl Restriction {
+    pub fn server(&self) -> Option<&str> {
+        match self {
+            Restriction::Anywhere => None,
+            Restriction::VikingServer(s) | Restriction::Pinned(s) => Some(s),
+        }
+    }
+}
+
+/// Collects the pins and checks them against each other and the inventory.
+pub(crate) fn restriction(cluster: &Cluster, req: &Request) -> Result<Restriction, DecisionError> {
+    let mut pins: Vec<Pin> = Vec::new();
+    let viking = req
+        .viking_server
+        .as_ref()
+        .map(|(host, path)| (host.to_string(), path));
+    if let Some((host, path)) = &viking {
+        if cluster.server(host).is_none() {
+            return Err(DecisionError::UnknownServer {
+                path: path.to_string(),
+                hostname: host.clone(),
+            });
+        }
+        pins.push(Pin {
+            by: "VIKING_SERVER".into(),
+            server: host.clone(),
+        });
+    }
+    let mut seen_volumes: Vec<&str> = Vec::new();
+    for (volume, _) in &req.named_volumes {
+        if seen_volumes.contains(volume) {
+            continue;
+        }
+        seen_volumes.push(volume);
+        if let Some(server) = cluster.volume_server(volume) {
+            pins.push(Pin {
+                by: format!("volume {volume}"),
+                server: server.to_string(),
+            });
+        }
+    }
+    if let Some(name) = &req.name {
+        if req.has_volume {
+            if let Some(previous) = cluster.route(&name.id) {
+                pins.push(Pin {
+                    by: format!("previous location of {}", name.id),
+                    server: previous.server.clone(),
+                });
+            }
+        }
+    }
+    for (source, path) in &req.volumes_from {
+        let route = live_source(cluster, source, path)?;
+        pins.push(Pin {
+            by: format!("volumes_from {source}"),
+            server: route.to_string(),
+        });
+    }
+    if let NetworkMode::Container(other) = &req.network {
+        let server = live_source(cluster, other, "container.HostConfig.NetworkMode")?;
+        pins.push(Pin {
+            by: format!("network container:{other}"),
+            server: server.to_string(),
+        });
+    }
+
+    let Some(first) = pins.first() else {
+        return Ok(Restriction::Anywhere);
+    };
+    if pins.iter().any(|p| p.server != first.server) {
+        return Err(DecisionError::ConflictingPins { pins });
+    }
+    if cluster.server(&first.server).is_none() {
+        return Err(DecisionError::PinnedServerUnavailable { pin: first.clone() });
+    }
+    Ok(match viking {
+        Some((host, _)) => Restriction::VikingServer(host),
+        None => Restriction::Pinned(first.server.clone()),
+    })
+}
+
+fn live_source<'c>(cluster: &'c Cluster, name: &str, path: &str) -> Result<&'c str, DecisionError> {
+    cluster
+        .live_route(name)
+        .map(|r| r.server.as_str())
+        .ok_or_else(|| DecisionError::UnknownContainer {
+            path: path.to_string(),
+            name: name.to_string(),
+        })
+}

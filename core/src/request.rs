@@ -1,0 +1,399 @@
+//! The request half of the decision input (`name`, `container`, `image`),
+//! read and checked in full before any rule runs, so that every bad field is
+//! `invalid_request` with its JSON path whatever the cluster holds.
+
+use serde_json::{Map, Value};
+
+use crate::env::{env_key, env_value};
+use crate::error::DecisionError;
+use crate::json_path::{
+    field, index, object, opt_array, opt_object, opt_string, opt_strings, present,
+};
+use crate::links::LinkSpec;
+use crate::naming::ContainerName;
+use crate::port::{HostPortRequest, Port};
+
+/// How the container is networked, as far as the rules care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NetworkMode {
+    /// Ports are published from the server's range.
+    Published,
+    /// `host`: each exposed port is its own host port.
+    Host,
+    /// `container:<name>`: shares another container's network; no ports.
+    Container(String),
+}
+
+/// One exposed port and the host ports its bindings ask for.
+#[derive(Debug, Clone)]
+pub(crate) struct ExposedPort {
+    pub port: Port,
+    /// One entry per `PortBindings` binding, each with the key it came from
+    /// (`"80"` or `"80/tcp"`) and its place in that key's array. Empty when
+    /// the port is only exposed.
+    pub bindings: Vec<Binding>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Binding {
+    pub key: String,
+    pub slot: usize,
+    pub host: HostPortRequest,
+}
+
+/// A tag filter of `VIKING_TAGS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TagRule {
+    Has(String),
+    HasNot(String),
+}
+
+#[derive(Debug)]
+pub(crate) struct Request<'a> {
+    pub name: Option<ContainerName>,
+    pub container: &'a Map<String, Value>,
+    /// The user's `Env`, as sent.
+    pub env: Vec<&'a str>,
+    pub image_env: Vec<&'a str>,
+    /// `VIKING_SERVER`'s value and the path of the entry that set it.
+    pub viking_server: Option<(&'a str, String)>,
+    pub tags: Vec<TagRule>,
+    /// In Docker's link order, without duplicates.
+    pub ports: Vec<ExposedPort>,
+    pub network: NetworkMode,
+    /// Named volumes with the path of the entry naming them, in body order.
+    pub named_volumes: Vec<(&'a str, String)>,
+    /// Any volume at all: named, bind, `Mounts`, `Volumes`, image volumes.
+    pub has_volume: bool,
+    /// `VolumesFrom` sources with their paths.
+    pub volumes_from: Vec<(&'a str, String)>,
+    pub links: Vec<LinkSpec>,
+}
+
+impl<'a> Request<'a> {
+    pub fn parse(input: &'a Value) -> Result<Request<'a>, DecisionError> {
+        let o = object(input, "")?;
+        let name = match opt_string(o, "", "name")? {
+            None | Some("") => None,
+            Some(n) => Some(ContainerName::parse(n)?),
+        };
+        let container = match present(o.get("container")) {
+            Some(c) => object(c, "container")?,
+            None => {
+                return Err(DecisionError::invalid(
+                    "container",
+                    "is required but missing",
+                ))
+            }
+        };
+        let image_config = match opt_object(o, "", "image")? {
+            Some(image) => opt_object(image, "image", "Config")?,
+            None => None,
+        };
+        let host_config = opt_object(container, "container", "HostConfig")?;
+        const HC: &str = "container.HostConfig";
+
+        let env = opt_strings(container, "container", "Env")?;
+        let image_env = match image_config {
+            Some(c) => opt_strings(c, "image.Config", "Env")?,
+            None => Vec::new(),
+        };
+        let env_path = field("container", "Env");
+        let mut viking_server = None;
+        let mut viking_tags = None;
+        for (i, e) in env.iter().enumerate() {
+            // Later entries win, as they do for the Docker daemon.
+            match (env_key(e), env_value(e)) {
+                ("VIKING_SERVER", Some(v)) if !v.is_empty() => {
+                    viking_server = Some((v, index(&env_path, i)))
+                }
+                ("VIKING_SERVER", _) => viking_server = None,
+                ("VIKING_TAGS", v) => viking_tags = v,
+                _ => {}
+            }
+        }
+
+        let network = match opt_string(host_config.unwrap_or(&Map::new()), HC, "NetworkMode")? {
+            Some("host") => NetworkMode::Host,
+            Some(mode) => match mode.strip_prefix("container:") {
+                Some(other) => {
+                    let other = other.strip_prefix('/').unwrap_or(other);
+                    if other.is_empty() {
+                        return Err(DecisionError::invalid(
+                            field(HC, "NetworkMode"),
+                            "container: needs a container name",
+                        ));
+                    }
+                    NetworkMode::Container(other.to_string())
+                }
+                None => NetworkMode::Published,
+            },
+            None => NetworkMode::Published,
+        };
+
+        let ports = read_ports(container, image_config, host_config)?;
+        let (named_volumes, has_volume) = read_volumes(container, image_config, host_config)?;
+
+        let mut volumes_from = Vec::new();
+        if let Some(hc) = host_config {
+            let path = field(HC, "VolumesFrom");
+            for (i, entry) in opt_strings(hc, HC, "VolumesFrom")?.into_iter().enumerate() {
+                let p = index(&path, i);
+                let source = match entry.split_once(':') {
+                    Some((s, "ro" | "rw")) => s,
+                    Some(_) => {
+                        return Err(DecisionError::invalid(
+                            p,
+                            format!("{entry:?}: expected name, name:ro or name:rw"),
+                        ))
+                    }
+                    None => entry,
+                };
+                let source = source.strip_prefix('/').unwrap_or(source);
+                if source.is_empty() {
+                    return Err(DecisionError::invalid(p, "names no container"));
+                }
+                volumes_from.push((source, p));
+            }
+        }
+
+        let mut links = Vec::new();
+        if let Some(hc) = host_config {
+            let path = field(HC, "Links");
+            for (i, entry) in opt_strings(hc, HC, "Links")?.into_iter().enumerate() {
+                links.push(LinkSpec::parse(entry, &index(&path, i))?);
+            }
+        }
+
+        Ok(Request {
+            name,
+            container,
+            env,
+            image_env,
+            viking_server,
+            tags: viking_tags.map(parse_tags).unwrap_or_default(),
+            ports,
+            network,
+            named_volumes,
+            has_volume,
+            volumes_from,
+            links,
+        })
+    }
+}
+
+/// `a, b,,!c` -> has a, has b, has not c.
+fn parse_tags(list: &str) -> Vec<TagRule> {
+    list.split(',')
+        .filter_map(|item| {
+            let item = item.trim();
+            match item.strip_prefix('!') {
+                Some(neg) => {
+                    let neg = neg.trim();
+                    (!neg.is_empty()).then(|| TagRule::HasNot(neg.to_string()))
+                }
+                None => (!item.is_empty()).then(|| TagRule::Has(item.to_string())),
+            }
+        })
+        .collect()
+}
+
+/// The union of the container's and image's `ExposedPorts` and the keys of
+/// `PortBindings`, each with its bindings, in link order.
+fn read_ports(
+    container: &Map<String, Value>,
+    image_config: Option<&Map<String, Value>>,
+    host_config: Option<&Map<String, Value>>,
+) -> Result<Vec<ExposedPort>, DecisionError> {
+    let mut ports: Vec<ExposedPort> = Vec::new();
+    let mut add = |port: Port| -> usize {
+        match ports.iter().position(|p| p.port == port) {
+            Some(i) => i,
+            None => {
+                ports.push(ExposedPort {
+                    port,
+                    bindings: Vec::new(),
+                });
+                ports.len() - 1
+            }
+        }
+    };
+    let exposed = [
+        (
+            opt_object(container, "container", "ExposedPorts")?,
+            "container.ExposedPorts",
+        ),
+        (
+            match image_config {
+                Some(c) => opt_object(c, "image.Config", "ExposedPorts")?,
+                None => None,
+            },
+            "image.Config.ExposedPorts",
+        ),
+    ];
+    for (map, path) in exposed {
+        for key in map.into_iter().flat_map(|m| m.keys()) {
+            add(Port::parse(key, &field(path, key))?);
+        }
+    }
+    let mut bindings: Vec<(usize, Binding)> = Vec::new();
+    if let Some(hc) = host_config {
+        const PB: &str = "container.HostConfig.PortBindings";
+        if let Some(pb) = opt_object(hc, "container.HostConfig", "PortBindings")? {
+            for (key, list) in pb {
+                let key_path = field(PB, key);
+                let at = add(Port::parse(key, &key_path)?);
+                let Some(list) = present(Some(list)) else {
+                    continue;
+                };
+                let list = list.as_array().ok_or_else(|| {
+                    DecisionError::invalid(&key_path, "expected an array of bindings")
+                })?;
+                for (slot, b) in list.iter().enumerate() {
+                    let b_path = index(&key_path, slot);
+                    let b = object(b, &b_path)?;
+                    let host = match opt_string(b, &b_path, "HostPort")? {
+                        Some(hp) => HostPortRequest::parse(hp, &field(&b_path, "HostPort"))?,
+                        None => HostPortRequest::Any,
+                    };
+                    opt_string(b, &b_path, "HostIp")?;
+                    bindings.push((
+                        at,
+                        Binding {
+                            key: key.clone(),
+                            slot,
+                            host,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    for (at, b) in bindings {
+        ports[at].bindings.push(b);
+    }
+    ports.sort_by(|a, b| a.port.cmp(&b.port));
+    Ok(ports)
+}
+
+/// Named volumes (with paths) and whether the container has any volume.
+fn read_volumes<'a>(
+    container: &'a Map<String, Value>,
+    image_config: Option<&'a Map<String, Value>>,
+    host_config: Option<&'a Map<String, Value>>,
+) -> Result<(Vec<(&'a str, String)>, bool), DecisionError> {
+    const HC: &str = "container.HostConfig";
+    let mut named = Vec::new();
+    let mut any = false;
+    if let Some(hc) = host_config {
+        let binds_path = field(HC, "Binds");
+        for (i, bind) in opt_strings(hc, HC, "Binds")?.into_iter().enumerate() {
+            any = true;
+            let source = bind.split(':').next().unwrap_or(bind);
+            if bind.contains(':') && !source.is_empty() && !source.starts_with('/') {
+                named.push((source, index(&binds_path, i)));
+            }
+        }
+        if let Some(mounts) = opt_array(hc, HC, "Mounts")? {
+            let mounts_path = field(HC, "Mounts");
+            for (i, m) in mounts.iter().enumerate() {
+                any = true;
+                let p = index(&mounts_path, i);
+                let m = object(m, &p)?;
+                let kind = opt_string(m, &p, "Type")?;
+                let source = opt_string(m, &p, "Source")?;
+                if let (Some("volume"), Some(s)) = (kind, source) {
+                    if !s.is_empty() {
+                        named.push((s, field(&p, "Source")));
+                    }
+                }
+            }
+        }
+    }
+    any |= opt_object(container, "container", "Volumes")?.is_some_and(|v| !v.is_empty());
+    if let Some(c) = image_config {
+        any |= opt_object(c, "image.Config", "Volumes")?.is_some_and(|v| !v.is_empty());
+    }
+    Ok((named, any))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn viking_tags_are_trimmed_split_and_negated() {
+        assert_eq!(
+            parse_tags(" ssd, eu ,, !gpu,!"),
+            vec![
+                TagRule::Has("ssd".into()),
+                TagRule::Has("eu".into()),
+                TagRule::HasNot("gpu".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn exposed_ports_union_container_image_and_bindings() {
+        let input = json!({
+            "container": {"ExposedPorts": {"53/udp": {}, "80/tcp": {}},
+                          "HostConfig": {"PortBindings": {"80": [{"HostPort": "8080"}], "443/tcp": null}}},
+            "image": {"Config": {"ExposedPorts": {"80/tcp": {}, "9000/tcp": {}}}}
+        });
+        let r = Request::parse(&input).unwrap();
+        let got: Vec<String> = r.ports.iter().map(|p| p.port.to_string()).collect();
+        assert_eq!(got, ["80/tcp", "443/tcp", "9000/tcp", "53/udp"]);
+        assert_eq!(
+            r.ports[0].bindings[0].host,
+            HostPortRequest::Explicit(8080, 8080)
+        );
+        assert_eq!(r.ports[0].bindings[0].key, "80");
+    }
+
+    #[test]
+    fn named_volumes_come_from_binds_and_volume_mounts() {
+        let input = json!({"container": {"HostConfig": {
+            "Binds": ["pgdata:/var/lib/pg", "/srv:/srv:ro"],
+            "Mounts": [{"Type": "volume", "Source": "logs", "Target": "/l"}, {"Type": "bind", "Source": "/x", "Target": "/y"}]
+        }}});
+        let r = Request::parse(&input).unwrap();
+        let names: Vec<&str> = r.named_volumes.iter().map(|v| v.0).collect();
+        assert_eq!(names, ["pgdata", "logs"]);
+        assert!(r.has_volume);
+    }
+
+    #[test]
+    fn wrong_types_name_their_path() {
+        let cases = [
+            (json!({"container": []}), "container"),
+            (json!({"container": {"Env": "A=1"}}), "container.Env"),
+            (
+                json!({"container": {"Env": ["A=1", 3]}}),
+                "container.Env[1]",
+            ),
+            (
+                json!({"container": {"HostConfig": {"Links": ["a:b:c"]}}}),
+                "container.HostConfig.Links[0]",
+            ),
+            (
+                json!({"container": {"ExposedPorts": {"http/tcp": {}}}}),
+                "container.ExposedPorts[\"http/tcp\"]",
+            ),
+            (
+                json!({"container": {"HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": 8080}]}}}}),
+                "container.HostConfig.PortBindings[\"80/tcp\"][0].HostPort",
+            ),
+            (json!({"name": 5, "container": {}}), "name"),
+            (json!({}), "container"),
+        ];
+        for (input, path) in cases {
+            let e = Request::parse(&input).unwrap_err();
+            assert_eq!(e.kind(), "invalid_request", "{input}");
+            assert!(
+                e.to_string().starts_with(&format!("{path}:")),
+                "{path} vs {e}"
+            );
+        }
+    }
+}

@@ -3,10 +3,15 @@
 //! section 5 and give the same guarantees: a decision is saved whole or not
 //! at all, and never over a name or host port another proxy took first.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use flocker_core::{Cluster, Route, Server};
 
 // Submodules: `file` (embedded redb store), `etcd` (etcd store with a
 // watch-fed cache), `url` (parsing `--store`). Each owner adds its line.
+
+pub mod url;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +25,10 @@ pub enum StoreError {
     /// `--store` is not a URL this host understands.
     #[error("bad store URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
+    /// The caller named something the store does not hold (an unknown policy
+    /// digest for [`Store::policy_activate`]).
+    #[error("not found: {0}")]
+    NotFound(String),
 }
 
 /// The outcome of [`Store::save_decision`].
@@ -45,46 +54,96 @@ pub struct PolicyRecord {
 
 /// State a host decides against and saves to.
 ///
-/// Every method is async so that etcd calls do not block a runtime thread;
-/// the file store runs its redb transactions on `spawn_blocking`.
-#[allow(async_fn_in_trait)]
+/// Every method returns a `Send` future so that a generic caller can run it
+/// on a multi-threaded tokio runtime and inside axum handlers. An
+/// implementation may still write each method as `async fn`; the compiler
+/// then checks that its future is `Send`. etcd calls do not block a runtime
+/// thread; the file store runs its redb transactions on `spawn_blocking`.
+///
+/// Names used below: a route's *named volumes* are the entries of
+/// `route.volumes` that do not start with `/`, each read up to its first `:`
+/// (`pgdata:/var/lib/pg` claims `pgdata`); see [`named_volumes`]. A route's
+/// *port claims* are `(route.server, host_port)` for each of `route.ports`.
 pub trait Store: Send + Sync {
     /// The cluster as the engine needs it: inventory, routes, volume claims.
     /// Cheap: both stores keep a `Cluster` current in memory (etcd from its
-    /// watch, the file store from its own writes) and hand out the `Arc`;
-    /// writers replace it copy-on-write.
-    async fn cluster(&self) -> Result<std::sync::Arc<Cluster>, StoreError>;
+    /// watch, the file store from its own writes and a generation check
+    /// against other processes' writes) and hand out the `Arc`; writers
+    /// replace it copy-on-write. A caller drops the `Arc` before it saves,
+    /// so the copy is usually avoided.
+    fn cluster(&self) -> impl Future<Output = Result<Arc<Cluster>, StoreError>> + Send;
 
     /// The changes applied to the cached cluster from now on, so a resident
-    /// engine state (the WASM module's snapshot handle) can follow them.
+    /// engine state (the WASM module's snapshot handle) can follow them. A
+    /// receiver that lags (`RecvError::Lagged`) rebuilds from [`Store::cluster`].
     fn changes(&self) -> tokio::sync::broadcast::Receiver<flocker_core::Change>;
 
-    /// Adds or replaces servers (`/inventory/<hostname>`).
-    async fn put_servers(&self, servers: &[Server]) -> Result<(), StoreError>;
+    /// Adds or replaces servers (`/inventory/<hostname>`), all in one write.
+    fn put_servers(
+        &self,
+        servers: &[Server],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes a server; false when there was none.
-    async fn remove_server(&self, hostname: &str) -> Result<bool, StoreError>;
+    fn remove_server(
+        &self,
+        hostname: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Writes in one transaction the route, the claim of each named volume
-    /// the route uses that no one holds yet, and the claim of each host port
-    /// (`/ports/<server>/<port>` = name), conditioned on the name having no
-    /// live route and none of those volumes and ports being held by another.
-    async fn save_decision(&self, route: &Route) -> Result<Saved, StoreError>;
+    /// the route uses that no one holds yet (`/routes/volumes/<v>` =
+    /// route.server), and the claim of each host port (`/ports/<server>/<port>`
+    /// = name), conditioned on the name having no live route, none of those
+    /// volumes being held for another server, and none of those ports being
+    /// held by another name. A route that is not `live` is written without
+    /// port claims.
+    fn save_decision(
+        &self,
+        route: &Route,
+    ) -> impl Future<Output = Result<Saved, StoreError>> + Send;
 
-    /// Marks the route removed and frees its port claims; returns the route
-    /// as it was, or None when there was none.
-    async fn remove_route(&self, name: &str) -> Result<Option<Route>, StoreError>;
+    /// Marks the route removed and frees its port claims (volume claims
+    /// stay: the data is still on that server); returns the route as it
+    /// was, or None when there was none.
+    fn remove_route(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Route>, StoreError>> + Send;
 
-    /// Stores a module and makes it the active one.
-    async fn policy_push(&self, module: &[u8], record: PolicyRecord) -> Result<(), StoreError>;
+    /// Stores a module and makes it the active one. Pushing a digest that is
+    /// already stored appends a history record and re-activates it.
+    fn policy_push(
+        &self,
+        module: &[u8],
+        record: PolicyRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every pushed module's record, oldest first; the last is active unless
     /// a rollback moved the pointer (see [`Store::policy_active`]).
-    async fn policy_history(&self) -> Result<Vec<PolicyRecord>, StoreError>;
+    fn policy_history(&self) -> impl Future<Output = Result<Vec<PolicyRecord>, StoreError>> + Send;
 
     /// The active module's digest and bytes, if one was pushed.
-    async fn policy_active(&self) -> Result<Option<(String, Vec<u8>)>, StoreError>;
+    fn policy_active(
+        &self,
+    ) -> impl Future<Output = Result<Option<(String, Vec<u8>)>, StoreError>> + Send;
 
-    /// Points the active module at an earlier digest.
-    async fn policy_activate(&self, digest: &str) -> Result<(), StoreError>;
+    /// Points the active module at an earlier digest; `StoreError::NotFound`
+    /// when no module with that digest was pushed.
+    fn policy_activate(&self, digest: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The named volumes of a route: entries of `route.volumes` not starting
+/// with `/`, each up to its first `:`, without duplicates, in order.
+pub fn named_volumes(route: &Route) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for v in &route.volumes {
+        if v.is_empty() || v.starts_with('/') {
+            continue;
+        }
+        let name = v.split(':').next().unwrap_or(v);
+        if !name.is_empty() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }

@@ -28,6 +28,8 @@ mod request;
 mod route;
 mod routing;
 mod server;
+#[cfg(feature = "testgen")]
+pub mod testgen;
 
 pub use cluster::{Change, Cluster};
 pub use decision::{Decision, ServerRef};

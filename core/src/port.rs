@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn link_order_puts_tcp_first_then_protocol_name_then_number() {
-        let mut ports = vec![
+        let mut ports = [
             p("53/udp"),
             p("9/sctp"),
             p("8080/tcp"),

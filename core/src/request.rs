@@ -41,6 +41,9 @@ pub(crate) struct Binding {
     pub host: HostPortRequest,
 }
 
+/// A name taken from the body, with the JSON path it was read at.
+pub(crate) type Located<'a> = (&'a str, String);
+
 /// A tag filter of `VIKING_TAGS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TagRule {
@@ -62,11 +65,11 @@ pub(crate) struct Request<'a> {
     pub ports: Vec<ExposedPort>,
     pub network: NetworkMode,
     /// Named volumes with the path of the entry naming them, in body order.
-    pub named_volumes: Vec<(&'a str, String)>,
+    pub named_volumes: Vec<Located<'a>>,
     /// Any volume at all: named, bind, `Mounts`, `Volumes`, image volumes.
     pub has_volume: bool,
     /// `VolumesFrom` sources with their paths.
-    pub volumes_from: Vec<(&'a str, String)>,
+    pub volumes_from: Vec<Located<'a>>,
     pub links: Vec<LinkSpec>,
 }
 
@@ -281,7 +284,7 @@ fn read_volumes<'a>(
     container: &'a Map<String, Value>,
     image_config: Option<&'a Map<String, Value>>,
     host_config: Option<&'a Map<String, Value>>,
-) -> Result<(Vec<(&'a str, String)>, bool), DecisionError> {
+) -> Result<(Vec<Located<'a>>, bool), DecisionError> {
     const HC: &str = "container.HostConfig";
     let mut named = Vec::new();
     let mut any = false;

@@ -1,0 +1,433 @@
+//! Property tests: the engine against a brute-force model of SPEC section 3
+//! written separately here, plus the output invariants of issue 2.
+//!
+//! The model works on the raw JSON with plain loops and none of the engine's
+//! indexes, so the two share no code but the generators.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use flocker_core::testgen::decision_input;
+use proptest::prelude::*;
+use serde_json::Value;
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(512)
+}
+
+fn strs(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn port_key(k: &str) -> String {
+    if k.contains('/') {
+        k.to_ascii_lowercase()
+    } else {
+        format!("{k}/tcp")
+    }
+}
+
+/// What the model says the decision must be.
+#[derive(Debug, PartialEq)]
+enum Expected {
+    Error(&'static str),
+    Server(String),
+}
+
+struct Model<'a> {
+    input: &'a Value,
+    routes: BTreeMap<&'a str, &'a Value>,
+}
+
+impl<'a> Model<'a> {
+    fn new(input: &'a Value) -> Self {
+        let routes = input["routes"]["containers"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.as_str(), v)).collect())
+            .unwrap_or_default();
+        Model { input, routes }
+    }
+
+    fn live(&self, name: &str) -> Option<&'a Value> {
+        self.routes
+            .get(name)
+            .copied()
+            .filter(|r| r["state"] == "live")
+    }
+
+    fn servers(&self) -> Vec<&'a Value> {
+        self.input["inventory"]
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default()
+    }
+
+    fn server(&self, host: &str) -> Option<&'a Value> {
+        self.servers().into_iter().find(|s| s["hostname"] == host)
+    }
+
+    fn live_on(&self, host: &str) -> Vec<&'a Value> {
+        self.routes
+            .values()
+            .copied()
+            .filter(|r| r["state"] == "live" && r["server"] == host)
+            .collect()
+    }
+
+    fn load(&self, s: &Value) -> u64 {
+        s["containers"]
+            .as_u64()
+            .unwrap_or_else(|| self.live_on(s["hostname"].as_str().unwrap_or("")).len() as u64)
+    }
+
+    fn used_ports(&self, host: &str) -> BTreeSet<u64> {
+        self.live_on(host)
+            .iter()
+            .flat_map(|r| {
+                r["ports"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(_, h)| h.as_u64())
+            })
+            .collect()
+    }
+
+    fn env(&self, key: &str) -> Option<&'a str> {
+        strs(&self.input["container"]["Env"])
+            .into_iter()
+            .rev()
+            .find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+    }
+
+    fn expected(&self) -> Expected {
+        let c = &self.input["container"];
+        let hc = &c["HostConfig"];
+        let name = self.input["name"].as_str();
+        if let Some(n) = name {
+            if self.live(n).is_some() {
+                return Expected::Error("name_in_use");
+            }
+        }
+        let viking = self.env("VIKING_SERVER").filter(|v| !v.is_empty());
+        if let Some(v) = viking {
+            if self.server(v).is_none() {
+                return Expected::Error("unknown_server");
+            }
+        }
+        let mut named: Vec<&str> = strs(&hc["Binds"])
+            .iter()
+            .map(|b| b.split(':').next().unwrap_or(""))
+            .collect();
+        for m in hc["Mounts"].as_array().into_iter().flatten() {
+            if m["Type"] == "volume" {
+                named.extend(m["Source"].as_str());
+            }
+        }
+        let has_volume =
+            !named.is_empty() || hc["Mounts"].as_array().is_some_and(|m| !m.is_empty());
+        let mut pins: Vec<String> = viking.map(str::to_string).into_iter().collect();
+        for v in &named {
+            if let Some(s) = self.input["routes"]["volumes"][*v].as_str() {
+                pins.push(s.to_string());
+            }
+        }
+        if let (Some(n), true) = (name, has_volume) {
+            if let Some(r) = self.routes.get(n) {
+                pins.push(r["server"].as_str().unwrap_or("").to_string());
+            }
+        }
+        for src in strs(&hc["VolumesFrom"]) {
+            let src = src.split(':').next().unwrap_or("");
+            match self.live(src) {
+                Some(r) => pins.push(r["server"].as_str().unwrap_or("").to_string()),
+                None => return Expected::Error("unknown_container"),
+            }
+        }
+        let pinned: BTreeSet<&String> = pins.iter().collect();
+        if pinned.len() > 1 {
+            return Expected::Error("conflicting_pins");
+        }
+        let pin = pins.first().cloned();
+        if let Some(p) = &pin {
+            if self.server(p).is_none() {
+                return Expected::Error("pinned_server_unavailable");
+            }
+        }
+        for link in strs(&hc["Links"]) {
+            let target = link.split(':').next().unwrap_or("");
+            let group = self
+                .routes
+                .values()
+                .any(|r| r["state"] == "live" && r["service"] == target);
+            if self.live(target).is_none() && !group {
+                return Expected::Error("unknown_link");
+            }
+        }
+
+        // Ports: (explicit host ports, number to pick from the range).
+        let host_mode = hc["NetworkMode"] == "host";
+        let mut exposed: BTreeMap<String, Vec<Option<u64>>> = BTreeMap::new();
+        for src in [
+            &c["ExposedPorts"],
+            &self.input["image"]["Config"]["ExposedPorts"],
+        ] {
+            for k in src.as_object().into_iter().flatten().map(|(k, _)| k) {
+                exposed.entry(port_key(k)).or_default();
+            }
+        }
+        for (k, list) in hc["PortBindings"].as_object().into_iter().flatten() {
+            let e = exposed.entry(port_key(k)).or_default();
+            for b in list.as_array().into_iter().flatten() {
+                e.push(b["HostPort"].as_str().and_then(|h| h.parse().ok()));
+            }
+        }
+        let mut explicit: BTreeSet<u64> = BTreeSet::new();
+        let mut any = 0u64;
+        for (k, hosts) in &exposed {
+            if host_mode {
+                explicit.insert(k.split('/').next().unwrap_or("").parse().unwrap_or(0));
+                continue;
+            }
+            if hosts.is_empty() {
+                any += 1;
+            }
+            for h in hosts {
+                match h {
+                    Some(p) => {
+                        explicit.insert(*p);
+                    }
+                    None => any += 1,
+                }
+            }
+        }
+
+        let tags = self.env("VIKING_TAGS").unwrap_or("");
+        let service = name.map(|n| n.rsplit_once('.').map_or(n, |(s, _)| s));
+        let mut best: Option<(u64, u64, String)> = None;
+        for s in self.servers() {
+            let host = s["hostname"].as_str().unwrap_or("");
+            if pin.as_deref().is_some_and(|p| p != host) {
+                continue;
+            }
+            let server_tags = strs(&s["tags"]);
+            let tags_ok = tags
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .all(|t| match t.strip_prefix('!') {
+                    Some(neg) => !server_tags.contains(&neg.trim()),
+                    None => server_tags.contains(&t),
+                });
+            let load = self.load(s);
+            let full = s["full"] == true || s["max_containers"].as_u64().is_some_and(|m| load >= m);
+            let reserved = s["reserved"] == true && pin.is_none();
+            let used = self.used_ports(host);
+            let lo = s["port_range"][0].as_u64().unwrap_or(20000);
+            let hi = s["port_range"][1].as_u64().unwrap_or(29999);
+            let free = (lo..=hi)
+                .filter(|p| !used.contains(p) && !explicit.contains(p))
+                .count() as u64;
+            let ports_ok = explicit.iter().all(|p| !used.contains(p)) && free >= any;
+            if !tags_ok || full || reserved || !ports_ok {
+                continue;
+            }
+            let same = service.map_or(0, |sv| {
+                self.live_on(host)
+                    .iter()
+                    .filter(|r| r["service"] == sv)
+                    .count() as u64
+            });
+            let key = (load, same, host.to_string());
+            if best.as_ref().is_none_or(|b| key < *b) {
+                best = Some(key);
+            }
+        }
+        match best {
+            Some((_, _, host)) => Expected::Server(host),
+            None => Expected::Error("no_eligible_server"),
+        }
+    }
+}
+
+fn outcome(out: &Value) -> Expected {
+    match out.get("error") {
+        Some(e) => Expected::Error(match e["kind"].as_str().unwrap_or("") {
+            "invalid_request" => "invalid_request",
+            "invalid_name" => "invalid_name",
+            "name_in_use" => "name_in_use",
+            "unknown_server" => "unknown_server",
+            "unknown_container" => "unknown_container",
+            "unknown_link" => "unknown_link",
+            "conflicting_pins" => "conflicting_pins",
+            "pinned_server_unavailable" => "pinned_server_unavailable",
+            "no_eligible_server" => "no_eligible_server",
+            _ => "unexpected kind",
+        }),
+        None => Expected::Server(out["server"]["hostname"].as_str().unwrap_or("").to_string()),
+    }
+}
+
+/// Checks what a successful decision did to ports and to the create body.
+fn check_decision(input: &Value, out: &Value) -> Result<(), TestCaseError> {
+    let model = Model::new(input);
+    let host = out["server"]["hostname"].as_str().unwrap_or("");
+    let server = model
+        .server(host)
+        .ok_or_else(|| TestCaseError::fail("chosen server not in inventory"))?;
+    let lo = server["port_range"][0].as_u64().unwrap_or(20000);
+    let hi = server["port_range"][1].as_u64().unwrap_or(29999);
+    let used = model.used_ports(host);
+    let hc_in = &input["container"]["HostConfig"];
+    let hc_out = &out["container"]["HostConfig"];
+
+    // Every host port the engine picked lies in the range, is free, and is
+    // used once; explicit ones are as asked.
+    if hc_in["NetworkMode"] != "host" {
+        let mut picked = BTreeSet::new();
+        for (k, list) in hc_out["PortBindings"].as_object().into_iter().flatten() {
+            for (i, b) in list.as_array().into_iter().flatten().enumerate() {
+                let asked = hc_in["PortBindings"][k][i]["HostPort"]
+                    .as_str()
+                    .filter(|h| !h.is_empty());
+                let got = b["HostPort"].as_str().unwrap_or("");
+                match asked {
+                    Some(a) => prop_assert_eq!(a, got),
+                    None => {
+                        let p: u64 = got
+                            .parse()
+                            .map_err(|_| TestCaseError::fail("HostPort not a number"))?;
+                        prop_assert!((lo..=hi).contains(&p), "port {} outside {}-{}", p, lo, hi);
+                        prop_assert!(!used.contains(&p), "port {} used by a live route", p);
+                        prop_assert!(picked.insert(p), "port {} picked twice", p);
+                    }
+                }
+            }
+        }
+    }
+
+    // Fields the rules do not name are untouched.
+    let c_in = input["container"].as_object().cloned().unwrap_or_default();
+    let c_out = out["container"].as_object().cloned().unwrap_or_default();
+    for (k, v) in &c_in {
+        if k != "Env" && k != "HostConfig" {
+            prop_assert_eq!(Some(v), c_out.get(k), "field {} changed", k);
+        }
+    }
+    for (k, v) in hc_in.as_object().into_iter().flatten() {
+        if k != "Links" && k != "PortBindings" {
+            prop_assert_eq!(Some(v), hc_out.get(k), "HostConfig.{} changed", k);
+        }
+    }
+    prop_assert!(hc_out.get("Links").is_none(), "Links left in the body");
+    // The user's env comes first, unchanged.
+    let env_in = strs(&input["container"]["Env"]);
+    let env_out = strs(&out["container"]["Env"]);
+    prop_assert_eq!(&env_out[..env_in.len()], &env_in[..]);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_agrees_with_the_brute_force_model(input in decision_input(50)) {
+        let bytes = serde_json::to_vec(&input).unwrap();
+        let out: Value = serde_json::from_str(&flocker_core::decide_json(&bytes)).unwrap();
+        let expected = Model::new(&input).expected();
+        prop_assert_eq!(outcome(&out), expected, "output: {}", out);
+        if out.get("error").is_none() {
+            check_decision(&input, &out)?;
+        }
+    }
+
+    #[test]
+    fn the_same_input_gives_byte_identical_output(input in decision_input(20)) {
+        let bytes = serde_json::to_vec(&input).unwrap();
+        let first = flocker_core::decide_json(&bytes);
+        prop_assert_eq!(&first, &flocker_core::decide_json(&bytes));
+        let pretty = serde_json::to_vec_pretty(&input).unwrap();
+        prop_assert_eq!(&first, &flocker_core::decide_json(&pretty));
+    }
+
+    #[test]
+    fn any_bytes_give_a_decision_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let out: Value = serde_json::from_str(&flocker_core::decide_json(&bytes)).unwrap();
+        prop_assert!(out.get("error").is_some() || out.get("server").is_some());
+    }
+
+    #[test]
+    fn any_json_value_gives_a_decision_or_an_error(v in arb_json()) {
+        let out: Value = serde_json::from_str(&flocker_core::decide_json(v.to_string().as_bytes())).unwrap();
+        prop_assert!(out.get("error").is_some() || out.get("server").is_some());
+    }
+
+    #[test]
+    fn mutated_inputs_never_panic(input in decision_input(6), path_seed in any::<u64>(), v in arb_json()) {
+        let mut input = input;
+        replace_somewhere(&mut input, path_seed, v);
+        let out: Value = serde_json::from_str(&flocker_core::decide_json(input.to_string().as_bytes())).unwrap();
+        prop_assert!(out.get("error").is_some() || out.get("server").is_some());
+    }
+}
+
+/// Replaces one value somewhere inside `v`, chosen by `seed`.
+fn replace_somewhere(v: &mut Value, mut seed: u64, with: Value) {
+    let mut cur = v;
+    loop {
+        let len = match cur {
+            Value::Object(m) => m.len(),
+            Value::Array(a) => a.len(),
+            _ => 0,
+        };
+        if len == 0 || seed.is_multiple_of(4) {
+            *cur = with;
+            return;
+        }
+        let i = (seed as usize / 4) % len;
+        seed /= 7;
+        cur = match cur {
+            Value::Object(m) => match m.values_mut().nth(i) {
+                Some(x) => x,
+                None => return,
+            },
+            Value::Array(a) => &mut a[i],
+            _ => return,
+        };
+    }
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "[a-z0-9:/._!-]{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("name".to_string()),
+                    Just("container".to_string()),
+                    Just("inventory".to_string()),
+                    Just("routes".to_string()),
+                    Just("HostConfig".to_string()),
+                    Just("Env".to_string()),
+                    "[A-Za-z]{1,8}"
+                ],
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}

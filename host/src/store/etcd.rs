@@ -206,6 +206,8 @@ struct Shared {
     changes: broadcast::Sender<Change>,
     status: watch::Sender<Status>,
     policy: watch::Sender<Option<String>>,
+    /// Full re-reads after a canceled (compacted) watch.
+    reloads: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -298,6 +300,7 @@ impl EtcdStore {
             changes,
             status,
             policy,
+            reloads: std::sync::atomic::AtomicU64::new(0),
         });
         let watcher = tokio::spawn(follow(
             client.clone(),
@@ -328,6 +331,14 @@ impl EtcdStore {
         tokio::time::timeout(self.config.request_timeout, wait)
             .await
             .unwrap_or(false)
+    }
+
+    /// How many times the cache re-read all state because its watch was
+    /// canceled (its revision compacted).
+    pub fn reloads(&self) -> u64 {
+        self.shared
+            .reloads
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Why the cache is not following etcd right now, or None when it is.
@@ -641,6 +652,9 @@ async fn follow(
             match load(&client, &keys, &config).await {
                 Ok(snapshot) => {
                     revision = snapshot.revision;
+                    shared
+                        .reloads
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     install(&shared, snapshot);
                     reload = false;
                 }

@@ -1,0 +1,583 @@
+//! A real etcd for tests: Debian's `etcd` (3.4) on loopback, random free
+//! ports, a temporary data directory, one member or a cluster of several.
+//!
+//! Every member runs under a small `sh` guard that holds the read end of a
+//! pipe whose write end only this process has: when the harness drops the
+//! member, or the test process dies in any way (panic, abort, SIGKILL), the
+//! pipe closes and the guard kills etcd. The data directory is removed on
+//! drop. Nothing outside 127.0.0.1 is ever bound.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The etcd binary: `$FLOCKER_ETCD`, else `etcd` on the PATH.
+pub fn etcd_binary() -> String {
+    std::env::var("FLOCKER_ETCD").unwrap_or_else(|_| "etcd".into())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+struct Member {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    data_dir: PathBuf,
+    log: PathBuf,
+    guard: Option<Child>,
+}
+
+impl Member {
+    fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+}
+
+/// One etcd member or a cluster; stopped and deleted on drop.
+pub struct Etcd {
+    members: Vec<Member>,
+    initial_cluster: String,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// One member, healthy on return.
+    pub fn start() -> Etcd {
+        Etcd::start_cluster(1)
+    }
+
+    /// `n` members, all healthy on return. Retries a few times when a port
+    /// picked as free was taken before etcd bound it.
+    pub fn start_cluster(n: usize) -> Etcd {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Etcd::try_start(n) {
+                Ok(e) => return e,
+                Err(why) => last = why,
+            }
+        }
+        panic!("etcd did not start: {last}");
+    }
+
+    fn try_start(n: usize) -> Result<Etcd, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("flocker-etcd-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                data_dir: dir.path().join(format!("m{i}.etcd")),
+                log: dir.path().join(format!("m{i}.log")),
+                guard: None,
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let token = format!(
+            "flocker-test-{}",
+            dir.path()
+                .file_name()
+                .map_or("x".into(), |f| f.to_string_lossy().into_owned())
+        );
+        let mut etcd = Etcd {
+            members,
+            initial_cluster,
+            token,
+            _dir: dir,
+        };
+        for i in 0..n {
+            etcd.spawn(i)?;
+        }
+        for i in 0..n {
+            etcd.wait_healthy(i, Duration::from_secs(30))?;
+        }
+        Ok(etcd)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<(), String> {
+        let m = &self.members[i];
+        let args = vec![
+            "--name".to_string(),
+            m.name.clone(),
+            "--data-dir".into(),
+            m.data_dir.display().to_string(),
+            "--listen-client-urls".into(),
+            m.client_url(),
+            "--advertise-client-urls".into(),
+            m.client_url(),
+            "--listen-peer-urls".into(),
+            m.peer_url(),
+            "--initial-advertise-peer-urls".into(),
+            m.peer_url(),
+            "--initial-cluster".into(),
+            self.initial_cluster.clone(),
+            "--initial-cluster-token".into(),
+            self.token.clone(),
+            "--initial-cluster-state".into(),
+            "new".into(),
+            "--heartbeat-interval".into(),
+            "50".into(),
+            "--election-timeout".into(),
+            "500".into(),
+            "--logger".into(),
+            "zap".into(),
+            "--log-level".into(),
+            "warn".into(),
+        ];
+        // The guard: start etcd, wait for stdin to close, kill it.
+        let script = r#"log="$1"; shift; "$@" >>"$log" 2>&1 & pid=$!; read _x; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; exit 0"#;
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("etcd-guard")
+            .arg(&m.log)
+            .arg(etcd_binary())
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn sh for etcd: {e}"))?;
+        self.members[i].guard = Some(child);
+        Ok(())
+    }
+
+    fn health(port: u16) -> bool {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.contains(r#""health":"true""#)
+    }
+
+    fn wait_healthy(&mut self, i: usize, limit: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if Etcd::health(self.members[i].client_port) {
+                return Ok(());
+            }
+            if let Some(g) = self.members[i].guard.as_mut() {
+                if let Ok(Some(_)) = g.try_wait() {
+                    return Err(format!(
+                        "member {} exited: {}",
+                        self.members[i].name,
+                        self.log_tail(i)
+                    ));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!(
+            "member {} not healthy after {limit:?}: {}",
+            self.members[i].name,
+            self.log_tail(i)
+        ))
+    }
+
+    /// The last lines of a member's log, for failure messages.
+    pub fn log_tail(&self, i: usize) -> String {
+        let text = std::fs::read_to_string(&self.members[i].log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+
+    /// `127.0.0.1:PORT` of every member.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.client_port))
+            .collect()
+    }
+
+    /// `127.0.0.1:PORT` of one member.
+    pub fn endpoint(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.members[i].client_port)
+    }
+
+    /// The `--store` URL for every member under `prefix` (`""` or `/name`).
+    pub fn store_url(&self, prefix: &str) -> String {
+        format!("etcd://{}{prefix}", self.endpoints().join(","))
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Kills one member (SIGKILL) and waits for it to be gone.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut g) = self.members[i].guard.take() {
+            drop(g.stdin.take());
+            let start = Instant::now();
+            loop {
+                match g.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if start.elapsed() < Duration::from_secs(10) => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    _ => {
+                        let _ = g.kill();
+                        let _ = g.wait();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Kills every member.
+    pub fn stop_all(&mut self) {
+        for i in 0..self.members.len() {
+            self.stop(i);
+        }
+    }
+
+    /// Starts a stopped member again on its data directory and ports.
+    pub fn restart(&mut self, i: usize) {
+        self.stop(i);
+        self.spawn(i).expect("restart etcd member");
+    }
+
+    /// Restarts a stopped member and waits for it to be healthy.
+    pub fn restart_and_wait(&mut self, i: usize) {
+        self.restart(i);
+        self.wait_healthy(i, Duration::from_secs(30))
+            .expect("restarted member healthy");
+    }
+
+    /// Waits for a member to be healthy (it has a leader).
+    pub fn wait_member_healthy(&mut self, i: usize) {
+        self.wait_healthy(i, Duration::from_secs(30))
+            .expect("member healthy");
+    }
+
+    /// A raw client on every member, for tests to read and write keys directly.
+    pub async fn client(&self) -> etcd_client::Client {
+        let eps: Vec<String> = self
+            .endpoints()
+            .iter()
+            .map(|e| format!("http://{e}"))
+            .collect();
+        let opts = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5));
+        etcd_client::Client::connect(eps, Some(opts))
+            .await
+            .expect("raw etcd client")
+    }
+
+    /// Where members keep their data; for tests that look at the files.
+    pub fn data_dir(&self, i: usize) -> &Path {
+        &self.members[i].data_dir
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// Every key under `prefix` as text, read at one revision.
+pub async fn dump(client: &etcd_client::Client, prefix: &str) -> BTreeMap<String, String> {
+    let mut kv = client.kv_client();
+    let resp = kv
+        .get(
+            format!("{prefix}/"),
+            Some(etcd_client::GetOptions::new().with_prefix()),
+        )
+        .await
+        .expect("read every key");
+    resp.kvs()
+        .iter()
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                String::from_utf8_lossy(kv.value()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// What the stored records say, checked against each other.
+#[derive(Debug, Default)]
+pub struct Audit {
+    /// name -> (server, state, host ports)
+    pub routes: BTreeMap<String, (String, String, Vec<u16>)>,
+    /// (server, port) -> name
+    pub ports: BTreeMap<(String, u16), String>,
+    pub volumes: BTreeMap<String, String>,
+    /// Every inconsistency found; empty when the records agree.
+    pub problems: Vec<String>,
+}
+
+/// Reads every record under `prefix` and checks SPEC section 5's
+/// invariants: each live route's host ports are claimed by it, each port
+/// claim belongs to a live route on that server with that port, no host
+/// port is held twice on a server (by construction of the keys, and no
+/// two live routes list one), each live route's named volumes are claimed
+/// for its server.
+pub async fn audit(client: &etcd_client::Client, prefix: &str) -> Audit {
+    let keys = dump(client, prefix).await;
+    let mut a = Audit::default();
+    for (k, v) in &keys {
+        let rest = &k[prefix.len()..];
+        if let Some(name) = rest.strip_prefix("/routes/containers/") {
+            match serde_json::from_str::<serde_json::Value>(v) {
+                Ok(r) => {
+                    let server = r["server"].as_str().unwrap_or_default().to_string();
+                    let state = r["state"].as_str().unwrap_or("live").to_string();
+                    let ports = r["ports"]
+                        .as_object()
+                        .map(|m| {
+                            m.values()
+                                .filter_map(|p| p.as_u64())
+                                .map(|p| p as u16)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if r["name"].as_str() != Some(name) {
+                        a.problems
+                            .push(format!("route key {name} holds name {}", r["name"]));
+                    }
+                    a.routes.insert(name.to_string(), (server, state, ports));
+                }
+                Err(e) => a.problems.push(format!("route {name} is not JSON: {e}")),
+            }
+        } else if let Some(p) = rest.strip_prefix("/ports/") {
+            let parsed = p
+                .rsplit_once('/')
+                .and_then(|(s, n)| n.parse::<u16>().ok().map(|n| (s.to_string(), n)));
+            match parsed {
+                Some(sp) => {
+                    a.ports.insert(sp, v.clone());
+                }
+                None => a.problems.push(format!("bad port key {k}")),
+            }
+        } else if let Some(vol) = rest.strip_prefix("/routes/volumes/") {
+            a.volumes.insert(vol.to_string(), v.clone());
+        }
+    }
+    let mut held: BTreeSet<(String, u16)> = BTreeSet::new();
+    for (name, (server, state, ports)) in &a.routes {
+        if state != "live" {
+            continue;
+        }
+        let mut own = ports.clone();
+        own.sort_unstable();
+        own.dedup();
+        for p in own {
+            if !held.insert((server.clone(), p)) {
+                a.problems.push(format!(
+                    "host port {p} on {server} is listed by two live routes"
+                ));
+            }
+            match a.ports.get(&(server.clone(), p)) {
+                Some(holder) if holder == name => {}
+                Some(holder) => a.problems.push(format!(
+                    "live route {name} lists port {p} on {server}, claimed by {holder}"
+                )),
+                None => a.problems.push(format!(
+                    "live route {name} lists port {p} on {server}, unclaimed"
+                )),
+            }
+        }
+    }
+    for ((server, p), holder) in &a.ports {
+        match a.routes.get(holder) {
+            Some((s, state, ports)) if s == server && state == "live" && ports.contains(p) => {}
+            _ => a.problems.push(format!(
+                "port claim {server}/{p} by {holder} has no live route listing it"
+            )),
+        }
+    }
+    a
+}
+
+/// A TCP forwarder on loopback that a test can cut and restore, to make a
+/// client lose its connection (and its watch) while etcd stays up.
+pub struct Cut {
+    pub addr: SocketAddr,
+    enabled: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cut {
+    /// Forwards a fresh loopback port to `target` (`127.0.0.1:PORT`).
+    pub async fn start(target: &str) -> Cut {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind forwarder");
+        let addr = listener.local_addr().expect("forwarder address");
+        let target: SocketAddr = target.parse().expect("target address");
+        let enabled = Arc::new(AtomicBool::new(true));
+        let (gen_tx, _) = tokio::sync::watch::channel(0u64);
+        let generation = Arc::new(gen_tx);
+        let (en, gen) = (enabled.clone(), generation.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !en.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = gen.subscribe();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut ri, mut wi) = inbound.into_split();
+                    let (mut ro, mut wo) = outbound.into_split();
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
+                        _ = tokio::io::copy(&mut ro, &mut wi) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Cut {
+            addr,
+            enabled,
+            generation,
+            task,
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the forwarder.
+    pub fn endpoint(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Drops every forwarded connection and refuses new ones.
+    pub fn cut(&self) {
+        self.enabled.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Forwards again.
+    pub fn restore(&self) {
+        self.enabled.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        self.generation.send_modify(|g| *g += 1);
+        self.task.abort();
+    }
+}
+
+/// The outcome of [`place`].
+#[derive(Debug)]
+pub struct Placed {
+    pub decision: Result<flocker_core::Decision, flocker_core::DecisionError>,
+    /// Saves lost to another writer before this one was saved.
+    pub retries: u32,
+    pub conflicts: Vec<String>,
+}
+
+/// Decide on the store's cached cluster and save, re-deciding after each
+/// conflict, at most `max_retries` times; the library twin of `flocker place`.
+pub async fn place<S: flocker_host::store::Store>(
+    store: &S,
+    request: &serde_json::Value,
+    max_retries: u32,
+) -> Result<Placed, String> {
+    use flocker_host::store::Saved;
+    let mut conflicts = Vec::new();
+    loop {
+        let decision = {
+            let cluster = store.cluster().await.map_err(|e| e.to_string())?;
+            cluster.decide(request)
+        };
+        let route = match &decision {
+            Ok(d) => d.route.clone(),
+            Err(_) => None,
+        };
+        let Some(route) = route else {
+            return Ok(Placed {
+                decision,
+                retries: conflicts.len() as u32,
+                conflicts,
+            });
+        };
+        match store
+            .save_decision(&route)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Saved::Saved => {
+                return Ok(Placed {
+                    decision,
+                    retries: conflicts.len() as u32,
+                    conflicts,
+                })
+            }
+            Saved::Conflict(why) => {
+                conflicts.push(why);
+                if conflicts.len() as u32 > max_retries {
+                    return Err(format!(
+                        "still conflicting after {max_retries} retries: {}",
+                        conflicts.join("; ")
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// A demo inventory of `n` servers `n1..`, each on 10.0.0.i.
+pub fn servers(n: usize) -> Vec<flocker_core::Server> {
+    (1..=n)
+        .map(|i| {
+            flocker_core::Server::from_value(
+                &serde_json::json!({"hostname": format!("n{i}"), "address": format!("10.0.0.{i}")}),
+                "inventory",
+            )
+            .expect("valid server")
+        })
+        .collect()
+}
+
+/// A store config on `endpoints` with short timeouts, for tests.
+pub fn config(endpoints: Vec<String>, prefix: &str) -> flocker_host::store::etcd::EtcdConfig {
+    let mut c = flocker_host::store::etcd::EtcdConfig::new(endpoints, prefix);
+    c.connect_timeout = Duration::from_millis(500);
+    c.request_timeout = Duration::from_secs(2);
+    c
+}

@@ -2,4 +2,5 @@
 //! state in a store (embedded file or etcd), saves decisions atomically and
 //! serves them to proxies.
 
+pub mod policy;
 pub mod store;

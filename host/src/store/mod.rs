@@ -11,6 +11,7 @@ use flocker_core::{Cluster, Route, Server};
 // Submodules: `file` (embedded redb store), `etcd` (etcd store with a
 // watch-fed cache), `url` (parsing `--store`). Each owner adds its line.
 
+pub mod any;
 pub mod etcd;
 pub mod file;
 pub mod url;

@@ -1,0 +1,140 @@
+//! `flocker bench`: `place` decisions per second against a store.
+//!
+//! Seeds `--servers` servers (hostnames `bench-nN`, wide port ranges) and
+//! places `--count` containers named `bench-<run>.<i>`, each publishing one
+//! port, from `--concurrency` tasks. Against the embedded store the default
+//! is a scratch file in a temporary directory, removed afterwards; with
+//! `--store` it writes into that store (use a scratch one). Prints one JSON
+//! line: store, count, seconds, places per second, retries, and the rate of
+//! deciding alone on the same state (no save), which shows what the save costs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use flocker_core::Server;
+use serde_json::json;
+
+use crate::cli::{Failure, EXIT_OK};
+use crate::place::{self, Engine, Native};
+use crate::store::any::AnyStore;
+use crate::store::url::StoreUrl;
+use crate::store::Store;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The store to write into; a scratch embedded store when absent.
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Containers to place.
+    #[arg(long, default_value_t = 2000)]
+    pub count: u32,
+    /// Servers to seed.
+    #[arg(long, default_value_t = 10)]
+    pub servers: u32,
+    /// Places running at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: u32,
+}
+
+pub async fn run(args: BenchArgs) -> Result<i32, Failure> {
+    let scratch = match &args.store {
+        Some(_) => None,
+        None => {
+            let dir = std::env::temp_dir().join(format!("flocker-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
+            Some(dir)
+        }
+    };
+    let url = match (&args.store, &scratch) {
+        (Some(s), _) => StoreUrl::parse(s)?,
+        (None, Some(dir)) => StoreUrl::File(dir.join("bench.redb")),
+        (None, None) => return Err(Failure::failed("no store")),
+    };
+    let result = bench(&url, &args).await;
+    if let Some(dir) = scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let report = result?;
+    println!("{report}");
+    Ok(EXIT_OK)
+}
+
+async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Failure> {
+    let store = Arc::new(AnyStore::open(url).await?);
+    let servers: Vec<Server> = (0..args.servers.max(1))
+        .map(|i| {
+            Server::from_value(
+                &json!({"hostname": format!("bench-n{i}"), "address": format!("10.9.{}.{}", i / 250, i % 250 + 1),
+                        "port_range": [10000, 65000]}),
+                "bench",
+            )
+            .map_err(|e| Failure::failed(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    store.put_servers(&servers).await?;
+    let run = std::process::id();
+    let request = |i: u32| {
+        json!({"name": format!("bench-{run}.{i}"), "container": {"Image": "bench"},
+               "image": {"Config": {"ExposedPorts": {"8080/tcp": {}}}}})
+    };
+
+    // Deciding alone, on the seeded state.
+    let cluster = store.cluster().await?;
+    let n = args.count.clamp(1, 5000);
+    let t = Instant::now();
+    for i in 0..n {
+        let d = Native
+            .decide(&cluster, &request(i))
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        if d.is_error() {
+            return Err(Failure::failed(format!(
+                "bench decision failed: {}",
+                d.output
+            )));
+        }
+    }
+    let decide_rate = f64::from(n) / t.elapsed().as_secs_f64();
+    drop(cluster);
+
+    let conc = args.concurrency.max(1);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..conc {
+        let store = store.clone();
+        let reqs: Vec<_> = (0..args.count)
+            .filter(|i| i % conc == w)
+            .map(request)
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let mut retries = 0u64;
+            for r in reqs {
+                let p = place::place(&*store, &Native, &r, 64).await?;
+                if !p.saved {
+                    return Err(place::PlaceError::Engine(format!(
+                        "not saved: {}",
+                        p.decided.output
+                    )));
+                }
+                retries += u64::from(p.retries);
+            }
+            Ok::<u64, place::PlaceError>(retries)
+        }));
+    }
+    let mut retries = 0;
+    for t in tasks {
+        retries += t.await.map_err(|e| Failure::failed(e.to_string()))??;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    Ok(json!({
+        "store": url.to_string(),
+        "servers": args.servers,
+        "count": args.count,
+        "concurrency": conc,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+        "places_per_second": (f64::from(args.count) / secs).round(),
+        "retries": retries,
+        "decides_per_second": decide_rate.round(),
+    }))
+}

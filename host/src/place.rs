@@ -1,0 +1,214 @@
+//! `place`: decide against a store's current state and save the decision
+//! atomically, re-deciding on fresh state when another writer got there first.
+//!
+//! 1. Take the store's cached [`Cluster`] (no re-read of the world).
+//! 2. Decide the request `{name, container, image}` with the engine.
+//! 3. An engine error, or an unnamed container (no route), is the answer:
+//!    nothing is saved.
+//! 4. Save the route with [`Store::save_decision`], one transaction that
+//!    checks the name, the host ports and the volumes were not taken.
+//! 5. On [`Saved::Conflict`], count a retry and go back to 1; the store's
+//!    cache has the other writer's records by then (the file store reads the
+//!    changelog, etcd's cache follows its watch). After `max_retries`
+//!    retries the place fails with [`PlaceError::Contention`], which names
+//!    every conflict it met; nothing of it was written.
+//!
+//! Retries are reported in [`Placed::retries`] and [`Placed::conflicts`];
+//! `flocker place --report` prints them on stderr, `flocker serve` counts
+//! them in `flocker_place_retries_total`.
+
+use std::sync::Arc;
+
+use flocker_core::{Cluster, Decision, DecisionError, Route};
+use serde_json::Value;
+
+use crate::store::{Saved, Store, StoreError};
+
+/// Retries after a conflict before a place gives up.
+pub const DEFAULT_MAX_RETRIES: u32 = 8;
+
+/// One decision, in the shape both engines give: the SPEC output and the
+/// route to save.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The SPEC section 4 output: a decision or `{"error": {...}}`.
+    pub output: Value,
+    /// The route a successful, named decision saves.
+    pub route: Option<Route>,
+    /// The `error.kind` when the output is an error.
+    pub error_kind: Option<String>,
+}
+
+impl Decided {
+    /// From the native engine's typed result.
+    pub fn from_result(result: &Result<Decision, DecisionError>) -> Decided {
+        match result {
+            Ok(d) => Decided {
+                output: d.to_value(),
+                route: d.route.clone(),
+                error_kind: None,
+            },
+            Err(e) => Decided {
+                output: e.to_value(),
+                route: None,
+                error_kind: Some(e.kind().to_string()),
+            },
+        }
+    }
+
+    /// From SPEC output JSON text (what the WASM module returns).
+    pub fn from_output(text: &str) -> Result<Decided, PlaceError> {
+        let output: Value = serde_json::from_str(text)
+            .map_err(|e| PlaceError::Engine(format!("the policy returned invalid JSON: {e}")))?;
+        if let Some(err) = output.get("error") {
+            let kind = err
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("invalid_request")
+                .to_string();
+            return Ok(Decided {
+                output,
+                route: None,
+                error_kind: Some(kind),
+            });
+        }
+        let route = match output.get("route") {
+            None | Some(Value::Null) => None,
+            Some(r) => Some(Route::from_value(r, None, "route").map_err(|e| {
+                PlaceError::Engine(format!("the policy returned a bad route: {e}"))
+            })?),
+        };
+        if output.get("server").is_none() {
+            return Err(PlaceError::Engine(
+                "the policy returned neither a decision nor an error".into(),
+            ));
+        }
+        Ok(Decided {
+            output,
+            route,
+            error_kind: None,
+        })
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.error_kind.is_some()
+    }
+}
+
+/// Decides requests against a cluster.
+pub trait Engine: Send + Sync {
+    /// Decides `request` (`{name, container, image}`) against `cluster`.
+    /// `Err` is a failure of the engine itself, not a decision error.
+    fn decide(&self, cluster: &Arc<Cluster>, request: &Value) -> Result<Decided, PlaceError>;
+
+    /// What runs the decisions: `native`, or the module digest.
+    fn describe(&self) -> String;
+}
+
+/// The engine compiled into the binary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Native;
+
+impl Engine for Native {
+    fn decide(&self, cluster: &Arc<Cluster>, request: &Value) -> Result<Decided, PlaceError> {
+        Ok(Decided::from_result(&cluster.decide(request)))
+    }
+
+    fn describe(&self) -> String {
+        "native".into()
+    }
+}
+
+impl<E: Engine + ?Sized> Engine for Arc<E> {
+    fn decide(&self, cluster: &Arc<Cluster>, request: &Value) -> Result<Decided, PlaceError> {
+        (**self).decide(cluster, request)
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// Why a place could not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The policy module failed (trap, deadline, memory cap, bad output).
+    #[error("policy engine failed: {0}")]
+    Engine(String),
+    /// Every attempt lost to another writer.
+    #[error("could not save after {retries} retries, each lost to another writer: {}", .conflicts.join("; "))]
+    Contention {
+        retries: u32,
+        conflicts: Vec<String>,
+    },
+}
+
+impl PlaceError {
+    /// A short machine-readable kind for logs, metrics and HTTP answers.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlaceError::Store(_) => "store_unavailable",
+            PlaceError::Engine(_) => "policy_failed",
+            PlaceError::Contention { .. } => "save_conflict",
+        }
+    }
+}
+
+/// What a place answered.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub decided: Decided,
+    /// Whether a route was written (false for errors and unnamed containers).
+    pub saved: bool,
+    /// How many times a save lost to another writer and the place re-decided.
+    pub retries: u32,
+    /// What each lost save found taken.
+    pub conflicts: Vec<String>,
+}
+
+/// Decides `request` against `store` and saves it; see the module doc.
+pub async fn place<S: Store, E: Engine + ?Sized>(
+    store: &S,
+    engine: &E,
+    request: &Value,
+    max_retries: u32,
+) -> Result<Placed, PlaceError> {
+    let mut conflicts = Vec::new();
+    loop {
+        let decided = {
+            let cluster = store.cluster().await?;
+            engine.decide(&cluster, request)?
+            // The Arc is dropped here, before the save, so the store can
+            // update its cache in place.
+        };
+        let Some(route) = decided.route.as_ref().filter(|_| !decided.is_error()) else {
+            return Ok(Placed {
+                decided,
+                saved: false,
+                retries: conflicts.len() as u32,
+                conflicts,
+            });
+        };
+        match store.save_decision(route).await? {
+            Saved::Saved => {
+                return Ok(Placed {
+                    decided,
+                    saved: true,
+                    retries: conflicts.len() as u32,
+                    conflicts,
+                })
+            }
+            Saved::Conflict(why) => {
+                conflicts.push(why);
+                if conflicts.len() as u32 > max_retries {
+                    return Err(PlaceError::Contention {
+                        retries: max_retries,
+                        conflicts,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! One store chosen at run time from a `--store` URL.
+
+use std::sync::Arc;
+
+use flocker_core::{Change, Cluster, Route, Server};
+use tokio::sync::broadcast;
+
+use super::etcd::{EtcdConfig, EtcdStore};
+use super::file::FileStore;
+use super::url::StoreUrl;
+use super::{PolicyRecord, Saved, Store, StoreError};
+
+/// The embedded file store or etcd, behind the one [`Store`] trait.
+pub enum AnyStore {
+    File(FileStore),
+    Etcd(Box<EtcdStore>),
+}
+
+impl AnyStore {
+    /// Opens (file) or connects to (etcd) the store a URL names.
+    pub async fn open(url: &StoreUrl) -> Result<AnyStore, StoreError> {
+        match url {
+            StoreUrl::File(path) => {
+                let path = path.clone();
+                let store = tokio::task::spawn_blocking(move || FileStore::open(path))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))??;
+                Ok(AnyStore::File(store))
+            }
+            StoreUrl::Etcd { endpoints, prefix } => Ok(AnyStore::Etcd(Box::new(
+                EtcdStore::connect(EtcdConfig::new(endpoints.clone(), prefix.clone())).await?,
+            ))),
+        }
+    }
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::File($s) => $e,
+            AnyStore::Etcd($s) => $e,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn cluster(&self) -> Result<Arc<Cluster>, StoreError> {
+        each!(self, s => s.cluster().await)
+    }
+
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        each!(self, s => s.changes())
+    }
+
+    async fn put_servers(&self, servers: &[Server]) -> Result<(), StoreError> {
+        each!(self, s => s.put_servers(servers).await)
+    }
+
+    async fn remove_server(&self, hostname: &str) -> Result<bool, StoreError> {
+        each!(self, s => s.remove_server(hostname).await)
+    }
+
+    async fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
+        each!(self, s => s.save_decision(route).await)
+    }
+
+    async fn remove_route(&self, name: &str) -> Result<Option<Route>, StoreError> {
+        each!(self, s => s.remove_route(name).await)
+    }
+
+    async fn policy_push(&self, module: &[u8], record: PolicyRecord) -> Result<(), StoreError> {
+        each!(self, s => s.policy_push(module, record).await)
+    }
+
+    async fn policy_history(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        each!(self, s => s.policy_history().await)
+    }
+
+    async fn policy_active(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        each!(self, s => s.policy_active().await)
+    }
+
+    async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
+        each!(self, s => s.policy_activate(digest).await)
+    }
+}

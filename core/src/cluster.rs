@@ -22,6 +22,8 @@ use crate::server::{Server, DEFAULT_PORT_RANGE};
 pub(crate) struct Usage {
     pub live: u64,
     pub ports: PortSet,
+    /// service -> its live members here.
+    pub services: BTreeMap<String, u64>,
 }
 
 impl Default for Usage {
@@ -29,20 +31,28 @@ impl Default for Usage {
         Usage {
             live: 0,
             ports: PortSet::new(DEFAULT_PORT_RANGE),
+            services: BTreeMap::new(),
         }
     }
 }
 
+/// A hostname the cluster knows: from the inventory, from live routes, or
+/// both. Keeping the server and what runs on it together means a decision
+/// reads each server's load and ports without a lookup.
+#[derive(Debug, Clone, Default)]
+struct Host {
+    server: Option<Server>,
+    usage: Usage,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
-    servers: BTreeMap<String, Server>,
+    hosts: BTreeMap<String, Host>,
+    servers: usize,
     routes: BTreeMap<String, Route>,
     volumes: BTreeMap<String, String>,
-    usage: BTreeMap<String, Usage>,
     /// service -> its live members, ordered by name.
     members: BTreeMap<String, BTreeSet<String>>,
-    /// (service, server) -> live members of the service on the server.
-    service_load: BTreeMap<(String, String), u64>,
 }
 
 /// One incremental change to a [`Cluster`], as a host's store reports it.
@@ -143,7 +153,7 @@ impl Cluster {
         for (i, s) in inventory.iter().enumerate() {
             let path = index("inventory", i);
             let server = Server::from_value(s, &path)?;
-            if cluster.servers.contains_key(&server.hostname) {
+            if cluster.server(&server.hostname).is_some() {
                 return Err(DecisionError::invalid(
                     field(&path, "hostname"),
                     format!("duplicate hostname {:?}", server.hostname),
@@ -191,9 +201,7 @@ impl Cluster {
     pub fn apply_change(&mut self, change: Change) {
         match change {
             Change::UpsertServer(s) => self.upsert_server(s),
-            Change::RemoveServer { hostname } => {
-                self.servers.remove(&hostname);
-            }
+            Change::RemoveServer { hostname } => self.remove_server(&hostname),
             Change::SaveRoute(r) => self.save_route(r),
             Change::RemoveRoute { name } => {
                 if let Some(mut r) = self.delete_route(&name) {
@@ -214,30 +222,38 @@ impl Cluster {
     }
 
     fn upsert_server(&mut self, server: Server) {
-        self.usage
-            .entry(server.hostname.clone())
-            .or_default()
-            .ports
-            .set_range(server.port_range);
-        self.servers.insert(server.hostname.clone(), server);
+        let host = self.hosts.entry(server.hostname.clone()).or_default();
+        host.usage.ports.set_range(server.port_range);
+        if host.server.replace(server).is_none() {
+            self.servers += 1;
+        }
+    }
+
+    fn remove_server(&mut self, hostname: &str) {
+        let Some(host) = self.hosts.get_mut(hostname) else {
+            return;
+        };
+        if host.server.take().is_some() {
+            self.servers -= 1;
+        }
+        if host.usage.live == 0 {
+            self.hosts.remove(hostname);
+        }
     }
 
     fn save_route(&mut self, route: Route) {
         self.delete_route(&route.name);
         if route.is_live() {
-            let usage = self.usage.entry(route.server.clone()).or_default();
+            let usage = &mut self.hosts.entry(route.server.clone()).or_default().usage;
             usage.live += 1;
             for (_, host) in &route.ports {
                 usage.ports.insert(*host);
             }
+            *usage.services.entry(route.service.clone()).or_insert(0) += 1;
             self.members
                 .entry(route.service.clone())
                 .or_default()
                 .insert(route.name.clone());
-            *self
-                .service_load
-                .entry((route.service.clone(), route.server.clone()))
-                .or_insert(0) += 1;
         }
         self.routes.insert(route.name.clone(), route);
     }
@@ -245,10 +261,20 @@ impl Cluster {
     fn delete_route(&mut self, name: &str) -> Option<Route> {
         let route = self.routes.remove(name)?;
         if route.is_live() {
-            if let Some(usage) = self.usage.get_mut(&route.server) {
+            if let Some(host) = self.hosts.get_mut(&route.server) {
+                let usage = &mut host.usage;
                 usage.live = usage.live.saturating_sub(1);
-                for (_, host) in &route.ports {
-                    usage.ports.remove(*host);
+                for (_, p) in &route.ports {
+                    usage.ports.remove(*p);
+                }
+                if let Some(n) = usage.services.get_mut(&route.service) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        usage.services.remove(&route.service);
+                    }
+                }
+                if host.server.is_none() && usage.live == 0 {
+                    self.hosts.remove(&route.server);
                 }
             }
             if let Some(m) = self.members.get_mut(&route.service) {
@@ -257,24 +283,29 @@ impl Cluster {
                     self.members.remove(&route.service);
                 }
             }
-            let key = (route.service.clone(), route.server.clone());
-            if let Some(n) = self.service_load.get_mut(&key) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.service_load.remove(&key);
-                }
-            }
         }
         Some(route)
     }
 
     /// Servers in hostname order.
     pub fn servers(&self) -> impl Iterator<Item = &Server> {
-        self.servers.values()
+        self.hosts.values().filter_map(|h| h.server.as_ref())
+    }
+
+    /// How many servers the inventory holds.
+    pub fn server_count(&self) -> usize {
+        self.servers
+    }
+
+    /// Servers in hostname order, each with what live routes use of it.
+    pub(crate) fn servers_with_usage(&self) -> impl Iterator<Item = (&Server, &Usage)> {
+        self.hosts
+            .values()
+            .filter_map(|h| h.server.as_ref().map(|s| (s, &h.usage)))
     }
 
     pub fn server(&self, hostname: &str) -> Option<&Server> {
-        self.servers.get(hostname)
+        self.hosts.get(hostname).and_then(|h| h.server.as_ref())
     }
 
     /// Routes in name order.
@@ -308,24 +339,15 @@ impl Cluster {
             .filter_map(|name| self.routes.get(name))
     }
 
+    #[cfg(test)]
     pub(crate) fn usage(&self, hostname: &str) -> Option<&Usage> {
-        self.usage.get(hostname)
+        self.hosts.get(hostname).map(|h| &h.usage)
     }
 
     /// A server's load: its stated `containers`, else its live routes.
     pub fn load(&self, server: &Server) -> u64 {
-        server
-            .containers
-            .unwrap_or_else(|| self.usage(&server.hostname).map_or(0, |u| u.live))
-    }
-
-    pub(crate) fn service_load(&self, service: &str, hostname: &str) -> u64 {
-        // Tuple keys cannot be borrowed as (&str, &str); the allocation is
-        // per eligible server, not per route.
-        self.service_load
-            .get(&(service.to_string(), hostname.to_string()))
-            .copied()
-            .unwrap_or(0)
+        let live = self.hosts.get(&server.hostname).map_or(0, |h| h.usage.live);
+        server.containers.unwrap_or(live)
     }
 
     /// The snapshot this state would be rebuilt from: `{"inventory", "routes"}`.
@@ -339,7 +361,7 @@ impl Cluster {
             volumes.insert(v.clone(), json!(s));
         }
         json!({
-            "inventory": self.servers.values().map(Server::to_value).collect::<Vec<_>>(),
+            "inventory": self.servers().map(Server::to_value).collect::<Vec<_>>(),
             "routes": { "containers": Value::Object(containers), "volumes": Value::Object(volumes) },
         })
     }
@@ -384,7 +406,7 @@ mod tests {
         assert_eq!(c.route("a.1").unwrap().state, "removed");
         assert!(!c.usage("n1").unwrap().ports.contains(20000));
         assert_eq!(c.members("a").count(), 1);
-        assert_eq!(c.service_load("a", "n1"), 1);
+        assert_eq!(c.usage("n1").unwrap().services.get("a"), Some(&1));
     }
 
     #[test]

@@ -68,8 +68,8 @@ impl Cluster {
             .map(|l| links::resolve(self, l, req.name.as_ref()).map(|t| (l, t)))
             .collect::<Result<Vec<_>, _>>()?;
         let requests = publishing::host_requests(&req);
-        let (server, explain) = routing::choose(self, &req, &restriction, &requests)?;
-        let host_ports = publishing::assign(self, server, &requests).map_err(|reason| {
+        let (server, usage, explain) = routing::choose(self, &req, &restriction, &requests)?;
+        let host_ports = publishing::assign(&usage.ports, server, &requests).map_err(|reason| {
             // `choose` only returns a server that passed the same check.
             DecisionError::NoEligibleServer {
                 explain: Explain::new(1, vec![(server.hostname.clone(), reason)]),

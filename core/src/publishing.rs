@@ -1,7 +1,6 @@
 //! SPEC 3, Mapping 1 and Routing 4: which host ports a container needs on a
 //! server, whether the server can give them, and which ones it gets.
 
-use crate::cluster::Cluster;
 use crate::port::HostPortRequest;
 use crate::port_set::PortSet;
 use crate::request::{NetworkMode, Request};
@@ -33,30 +32,17 @@ pub(crate) fn host_requests(req: &Request) -> Vec<HostPortRequest> {
     }
 }
 
-fn port_set<'c>(
-    cluster: &'c Cluster,
-    server: &Server,
-    empty: &'c mut Option<PortSet>,
-) -> &'c PortSet {
-    match cluster.usage(&server.hostname) {
-        Some(u) => &u.ports,
-        None => empty.insert(PortSet::new(server.port_range)),
-    }
-}
-
 /// Why `server` cannot give these ports, or None when it can. Exact ports
 /// are checked one by one; the count of ports to pick is checked against the
 /// free count of the range, and only host-port ranges need a trial run.
 pub(crate) fn rejection(
-    cluster: &Cluster,
     server: &Server,
+    used: &PortSet,
     requests: &[HostPortRequest],
 ) -> Option<String> {
     if requests.is_empty() {
         return None;
     }
-    let mut empty = None;
-    let used = port_set(cluster, server, &mut empty);
     let mut exact: Vec<u16> = Vec::new();
     let mut any = 0u32;
     let mut ranges = false;
@@ -75,7 +61,7 @@ pub(crate) fn rejection(
         }
     }
     if ranges {
-        return allocate(used, server, requests).err();
+        return assign(used, server, requests).err();
     }
     let (lo, hi) = server.port_range;
     let reserved_here = exact.iter().filter(|p| (lo..=hi).contains(*p)).count() as u32;
@@ -85,20 +71,11 @@ pub(crate) fn rejection(
     None
 }
 
-/// The host port of each request, in order, on the chosen server.
-pub(crate) fn assign(
-    cluster: &Cluster,
-    server: &Server,
-    requests: &[HostPortRequest],
-) -> Result<Vec<u16>, String> {
-    let mut empty = None;
-    allocate(port_set(cluster, server, &mut empty), server, requests)
-}
-
-/// Exact ports first, so that ports picked from a range step around them;
+/// The host port of each request, in order, on the chosen server. Exact
+/// ports come first, so that ports picked from a range step around them;
 /// then each range or `Any` takes the lowest port free both on the server and
 /// earlier in this decision.
-fn allocate(
+pub(crate) fn assign(
     used: &PortSet,
     server: &Server,
     requests: &[HostPortRequest],

@@ -1,6 +1,6 @@
 //! SPEC 3, Routing: which servers may take the container, and which one does.
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Usage};
 use crate::error::DecisionError;
 use crate::explain::Explain;
 use crate::pins::Restriction;
@@ -11,8 +11,8 @@ use crate::server::Server;
 
 /// The first routing rule that removes `server`, as the explanation says it.
 fn rejection(
-    cluster: &Cluster,
     server: &Server,
+    usage: &Usage,
     req: &Request,
     restriction: &Restriction,
     ports: &[HostPortRequest],
@@ -33,7 +33,7 @@ fn rejection(
             _ => {}
         }
     }
-    if is_full(cluster, server) {
+    if is_full(server, usage) {
         return Some("full".into());
     }
     // A reserved server takes only what is sent to it by name or by a pin;
@@ -41,14 +41,18 @@ fn rejection(
     if server.reserved && restriction.server().is_none() {
         return Some("reserved".into());
     }
-    publishing::rejection(cluster, server, ports)
+    publishing::rejection(server, &usage.ports, ports)
 }
 
-fn is_full(cluster: &Cluster, server: &Server) -> bool {
+fn load(server: &Server, usage: &Usage) -> u64 {
+    server.containers.unwrap_or(usage.live)
+}
+
+fn is_full(server: &Server, usage: &Usage) -> bool {
     server.full
         || server
             .max_containers
-            .is_some_and(|max| cluster.load(server) >= max)
+            .is_some_and(|max| load(server, usage) >= max)
 }
 
 /// Picks the server: the fewest containers, then the fewest live members of
@@ -58,28 +62,26 @@ pub(crate) fn choose<'c>(
     req: &Request,
     restriction: &Restriction,
     ports: &[HostPortRequest],
-) -> Result<(&'c Server, Explain), DecisionError> {
+) -> Result<(&'c Server, &'c Usage, Explain), DecisionError> {
     let service = req.name.as_ref().map(|n| n.service.as_str());
     let mut rejected = Vec::new();
-    let mut best: Option<((u64, u64), &Server)> = None;
-    let mut total = 0usize;
-    for server in cluster.servers() {
-        total += 1;
-        if let Some(reason) = rejection(cluster, server, req, restriction, ports) {
+    let mut best: Option<((u64, u64), &Server, &Usage)> = None;
+    for (server, usage) in cluster.servers_with_usage() {
+        if let Some(reason) = rejection(server, usage, req, restriction, ports) {
             rejected.push((server.hostname.clone(), reason));
             continue;
         }
-        let same_service = service.map_or(0, |s| cluster.service_load(s, &server.hostname));
-        let key = (cluster.load(server), same_service);
+        let same_service = service.map_or(0, |s| usage.services.get(s).copied().unwrap_or(0));
+        let key = (load(server, usage), same_service);
         // Servers come in hostname order, so a strict `<` keeps the smallest
         // hostname among equal keys.
-        if best.as_ref().is_none_or(|(k, _)| key < *k) {
-            best = Some((key, server));
+        if best.as_ref().is_none_or(|(k, _, _)| key < *k) {
+            best = Some((key, server, usage));
         }
     }
-    let explain = Explain::new(total, rejected);
+    let explain = Explain::new(cluster.server_count(), rejected);
     match best {
-        Some((_, server)) => Ok((server, explain)),
+        Some((_, server, usage)) => Ok((server, usage, explain)),
         None => Err(DecisionError::NoEligibleServer { explain }),
     }
 }

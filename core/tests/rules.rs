@@ -578,7 +578,7 @@ fn input_bad_cases_name_the_field_by_its_json_path() {
             ": expected an object",
         ),
         (
-            format!(r#"{{"container":{{}}}}"#),
+            r#"{"container":{}}"#.to_string(),
             "invalid_request",
             "inventory: is required",
         ),

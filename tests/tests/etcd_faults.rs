@@ -1,0 +1,233 @@
+//! Fault tests on a 3-member etcd: losing one member mid-run, and losing
+//! every member mid-run.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flocker_host::store::etcd::EtcdStore;
+use flocker_host::store::Store;
+use flocker_tests::etcd::{audit, config, place, servers, Etcd};
+use serde_json::{json, Value};
+
+const PREFIX: &str = "/faults";
+
+fn web(name: &str) -> Value {
+    json!({"name": name, "container": {"Image": "nginx", "ExposedPorts": {"80/tcp": {}}}})
+}
+
+/// Which member leads right now.
+async fn leader(etcd: &Etcd) -> usize {
+    for _ in 0..100 {
+        for i in 0..etcd.len() {
+            let opts = etcd_client::ConnectOptions::new()
+                .with_connect_timeout(Duration::from_millis(300))
+                .with_timeout(Duration::from_secs(1));
+            let Ok(c) =
+                etcd_client::Client::connect([format!("http://{}", etcd.endpoint(i))], Some(opts))
+                    .await
+            else {
+                continue;
+            };
+            if let Ok(s) = c.maintenance_client().status().await {
+                if s.leader() != 0 && s.header().map(|h| h.member_id()) == Some(s.leader()) {
+                    return i;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no leader");
+}
+
+/// Places `name`, retrying while etcd is unavailable (a member is being
+/// replaced) up to `limit`. A place whose save reached etcd but whose
+/// answer was lost comes back as `name_in_use` for our own route; that
+/// counts as placed. Returns the number of unavailable answers met.
+async fn place_through_failover(store: &EtcdStore, name: &str, limit: Duration) -> usize {
+    let start = Instant::now();
+    let mut unavailable = 0;
+    loop {
+        match place(store, &web(name), 64).await {
+            Ok(p) => match p.decision {
+                Ok(_) => return unavailable,
+                Err(e) if e.kind() == "name_in_use" && unavailable > 0 => return unavailable,
+                Err(e) => panic!("{name}: {e}"),
+            },
+            Err(e) => {
+                assert!(e.contains("unavailable"), "{name}: {e}");
+                unavailable += 1;
+                assert!(
+                    start.elapsed() < limit,
+                    "{name}: still unavailable after {limit:?}: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_member_cluster_loses_its_leader_mid_run_and_nothing_is_lost() {
+    let mut etcd = Etcd::start_cluster(3);
+    let store = Arc::new(
+        EtcdStore::connect(config(etcd.endpoints(), PREFIX))
+            .await
+            .unwrap(),
+    );
+    store.put_servers(&servers(3)).await.unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let unavailable = Arc::new(AtomicUsize::new(0));
+    let per_worker = 60;
+    let mut workers = Vec::new();
+    for w in 0..3 {
+        let (store, done, unavailable) = (store.clone(), done.clone(), unavailable.clone());
+        workers.push(tokio::spawn(async move {
+            for i in 0..per_worker {
+                let n =
+                    place_through_failover(&store, &format!("w{w}.{i}"), Duration::from_secs(20))
+                        .await;
+                unavailable.fetch_add(n, Ordering::SeqCst);
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    // A third of the way in, the leader dies.
+    let start = Instant::now();
+    while done.load(Ordering::SeqCst) < 60 && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let lead = leader(&etcd).await;
+    tokio::task::block_in_place(|| etcd.stop(lead));
+    let at_kill = done.load(Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(done.load(Ordering::SeqCst), 3 * per_worker);
+    assert!(at_kill < 3 * per_worker, "the member died mid-run");
+
+    let raw = etcd.client().await;
+    let au = audit(&raw, PREFIX).await;
+    assert!(au.problems.is_empty(), "{:?}", au.problems);
+    let names: BTreeSet<String> = au
+        .routes
+        .iter()
+        .filter(|(_, (_, state, _))| state == "live")
+        .map(|(n, _)| n.clone())
+        .collect();
+    let want: BTreeSet<String> = (0..3)
+        .flat_map(|w| (0..per_worker).map(move |i| format!("w{w}.{i}")))
+        .collect();
+    assert_eq!(names, want);
+    // The cache followed through the failover.
+    let fresh = EtcdStore::connect(config(etcd.endpoints(), PREFIX))
+        .await
+        .unwrap();
+    assert!(store.wait_for_revision(fresh.revision()).await);
+    assert_eq!(
+        store.cluster().await.unwrap().to_snapshot(),
+        fresh.cluster().await.unwrap().to_snapshot()
+    );
+    // The dead member comes back with everything.
+    tokio::task::block_in_place(|| etcd.restart_and_wait(lead));
+    let only = EtcdStore::connect(config(vec![etcd.endpoint(lead)], PREFIX))
+        .await
+        .unwrap();
+    assert!(only.wait_for_revision(fresh.revision()).await);
+    assert_eq!(
+        only.cluster().await.unwrap().to_snapshot(),
+        fresh.cluster().await.unwrap().to_snapshot()
+    );
+    eprintln!(
+        "leader m{lead} killed after {at_kill} placements; {} unavailable answers retried",
+        unavailable.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_member_down_mid_run_is_a_clear_error_and_nothing_is_partial() {
+    let mut etcd = Etcd::start_cluster(3);
+    let store = Arc::new(
+        EtcdStore::connect(config(etcd.endpoints(), PREFIX))
+            .await
+            .unwrap(),
+    );
+    store.put_servers(&servers(3)).await.unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..3 {
+        let (store, done) = (store.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let mut saved = Vec::new();
+            for i in 0..1000 {
+                let name = format!("w{w}.{i}");
+                let t = Instant::now();
+                match place(&*store, &web(&name), 64).await {
+                    Ok(p) => {
+                        p.decision.unwrap();
+                        saved.push(name);
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(e) => {
+                        // etcd is gone: a clear error, in bounded time.
+                        assert!(e.contains("store unavailable"), "{e}");
+                        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+                        return (saved, Some((name, e)));
+                    }
+                }
+            }
+            (saved, None)
+        }));
+    }
+    let start = Instant::now();
+    while done.load(Ordering::SeqCst) < 50 && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::task::block_in_place(|| etcd.stop_all());
+    let mut saved = Vec::new();
+    let mut failed = Vec::new();
+    for w in workers {
+        let (s, f) = w.await.unwrap();
+        saved.extend(s);
+        failed.push(f.expect("every worker hit the outage"));
+    }
+    eprintln!(
+        "{} saved before the outage; errors: {:?}",
+        saved.len(),
+        failed[0]
+    );
+    // Reads fail as clearly.
+    let e = store.cluster().await.unwrap_err();
+    assert!(e.to_string().contains("store unavailable"), "{e}");
+
+    for i in 0..3 {
+        tokio::task::block_in_place(|| etcd.restart(i));
+    }
+    for i in 0..3 {
+        tokio::task::block_in_place(|| etcd.wait_member_healthy(i));
+    }
+    let raw = etcd.client().await;
+    let au = audit(&raw, PREFIX).await;
+    assert!(au.problems.is_empty(), "{:?}", au.problems);
+    for name in &saved {
+        assert!(au.routes.contains_key(name), "{name} was saved and is gone");
+    }
+    // A save cut off by the outage is all there or not there at all; the
+    // audit above checks the all-there ones are whole.
+    let extra: Vec<&String> = au.routes.keys().filter(|n| !saved.contains(n)).collect();
+    assert!(extra.len() <= failed.len(), "{extra:?}");
+    // The store recovers by itself and places again.
+    let back = Instant::now();
+    loop {
+        match store.cluster().await {
+            Ok(_) => break,
+            Err(e) => assert!(back.elapsed() < Duration::from_secs(20), "{e}"),
+        }
+    }
+    place(&*store, &web("after.1"), 64)
+        .await
+        .unwrap()
+        .decision
+        .unwrap();
+}

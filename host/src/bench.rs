@@ -35,6 +35,9 @@ pub struct BenchArgs {
     /// Places running at once.
     #[arg(long, default_value_t = 1)]
     pub concurrency: u32,
+    /// Skip measuring the decide-only rate.
+    #[arg(long)]
+    pub place_only: bool,
 }
 
 pub async fn run(args: BenchArgs) -> Result<i32, Failure> {
@@ -75,18 +78,18 @@ async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Fa
         .collect::<Result<_, _>>()?;
     store.put_servers(&servers).await?;
     let run = std::process::id();
-    let request = |i: u32| {
-        json!({"name": format!("bench-{run}.{i}"), "container": {"Image": "bench"},
-               "image": {"Config": {"ExposedPorts": {"8080/tcp": {}}}}})
-    };
 
     // Deciding alone, on the seeded state.
     let cluster = store.cluster().await?;
-    let n = args.count.clamp(1, 5000);
+    let n = if args.place_only {
+        0
+    } else {
+        args.count.clamp(1, 5000)
+    };
     let t = Instant::now();
     for i in 0..n {
         let d = Native
-            .decide(&cluster, &request(i))
+            .decide(&cluster, &request(run, i))
             .map_err(|e| Failure::failed(e.to_string()))?;
         if d.is_error() {
             return Err(Failure::failed(format!(
@@ -95,7 +98,7 @@ async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Fa
             )));
         }
     }
-    let decide_rate = f64::from(n) / t.elapsed().as_secs_f64();
+    let decide_rate = f64::from(n) / t.elapsed().as_secs_f64().max(1e-9);
     drop(cluster);
 
     let conc = args.concurrency.max(1);
@@ -103,13 +106,11 @@ async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Fa
     let mut tasks = Vec::new();
     for w in 0..conc {
         let store = store.clone();
-        let reqs: Vec<_> = (0..args.count)
-            .filter(|i| i % conc == w)
-            .map(request)
-            .collect();
+        let count = args.count;
         tasks.push(tokio::spawn(async move {
             let mut retries = 0u64;
-            for r in reqs {
+            for i in (w..count).step_by(conc as usize) {
+                let r = request(run, i);
                 let p = place::place(&*store, &Native, &r, 64).await?;
                 if !p.saved {
                     return Err(place::PlaceError::Engine(format!(
@@ -137,4 +138,10 @@ async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Fa
         "retries": retries,
         "decides_per_second": decide_rate.round(),
     }))
+}
+
+/// The bench request number `i` of run `run`: a named container publishing one port.
+fn request(run: u32, i: u32) -> serde_json::Value {
+    json!({"name": format!("bench-{run}.{i}"), "container": {"Image": "bench"},
+           "image": {"Config": {"ExposedPorts": {"8080/tcp": {}}}}})
 }

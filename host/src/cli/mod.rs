@@ -196,6 +196,18 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write the active module (or, with --embedded or when none was
+    /// pushed, the module embedded in this binary) to a file.
+    Export {
+        #[command(flatten)]
+        store: StoreArg,
+        /// The embedded default module, whatever the store holds.
+        #[arg(long)]
+        embedded: bool,
+        /// Where to write the module.
+        #[arg(long, short, value_name = "FILE.wasm")]
+        output: PathBuf,
+    },
     /// Make an earlier module active again: DIGEST (or a unique prefix), else
     /// the module active before the current one.
     Rollback {
@@ -647,8 +659,7 @@ async fn routes(c: RoutesCommand) -> Outcome {
         RoutesCommand::Ls { store, json } => {
             let cluster = open_store(&store).await?.cluster().await?;
             if json {
-                let snapshot = cluster.to_snapshot();
-                print_json(&snapshot["routes"], false)?;
+                print_json(&routes_json(&cluster), false)?;
                 return Ok(EXIT_OK);
             }
             let rows: Vec<Vec<String>> = cluster
@@ -777,6 +788,34 @@ async fn policy(c: PolicyCommand) -> Outcome {
                 text.push_str("(no module pushed: the embedded default module is active)\n");
             }
             print_out(&text)?;
+            Ok(EXIT_OK)
+        }
+        PolicyCommand::Export {
+            store,
+            embedded,
+            output,
+        } => {
+            let (what, bytes) = if embedded {
+                (
+                    "embedded default".to_string(),
+                    crate::policy::DEFAULT_MODULE.to_vec(),
+                )
+            } else {
+                match open_store(&store).await?.policy_active().await? {
+                    Some((digest, bytes)) => (digest, bytes),
+                    None => (
+                        "embedded default (none pushed)".to_string(),
+                        crate::policy::DEFAULT_MODULE.to_vec(),
+                    ),
+                }
+            };
+            std::fs::write(&output, &bytes)
+                .map_err(|e| Failure::usage(format!("cannot write {}: {e}", output.display())))?;
+            print_out(&format!(
+                "wrote {what} module to {} ({} bytes)\n",
+                output.display(),
+                bytes.len()
+            ))?;
             Ok(EXIT_OK)
         }
         PolicyCommand::Rollback { store, digest } => {

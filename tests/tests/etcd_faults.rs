@@ -57,6 +57,7 @@ async fn place_through_failover(store: &EtcdStore, name: &str, limit: Duration) 
             },
             Err(e) => {
                 assert!(e.contains("unavailable"), "{name}: {e}");
+                eprintln!("UNAVAILABLE {name}: {e}");
                 unavailable += 1;
                 assert!(
                     start.elapsed() < limit,
@@ -139,9 +140,15 @@ async fn a_three_member_cluster_loses_its_leader_mid_run_and_nothing_is_lost() {
         only.cluster().await.unwrap().to_snapshot(),
         fresh.cluster().await.unwrap().to_snapshot()
     );
+    // The store fails over by itself; at most one answer per worker may
+    // come back unavailable while the new leader is elected on a loaded machine.
+    let unavailable = unavailable.load(Ordering::SeqCst);
     eprintln!(
-        "leader m{lead} killed after {at_kill} placements; {} unavailable answers retried",
-        unavailable.load(Ordering::SeqCst)
+        "leader m{lead} killed after {at_kill} placements; {unavailable} unavailable answers"
+    );
+    assert!(
+        unavailable <= 3,
+        "{unavailable} placements failed over the member loss"
     );
 }
 

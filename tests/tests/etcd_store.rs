@@ -170,7 +170,7 @@ async fn replace_with_volume_pins_volumes_from_and_links_read_back_from_etcd() {
     // db.1 removed, then placed again by yet another host: the volume pins it.
     assert!(s.remove_route("db.1").await.unwrap().is_some());
     let other = store(&etcd).await;
-    assert!(!other.cluster().await.unwrap().live_route("db.1").is_some());
+    assert!(other.cluster().await.unwrap().live_route("db.1").is_none());
     let again = place(
         &other,
         &json!({"name": "db.2", "container": {"Image": "postgres", "HostConfig": {"Binds": ["pgdata:/var/lib/postgresql/data"]}}}),
@@ -231,13 +231,7 @@ async fn another_hosts_writes_are_seen_through_the_watch() {
     // Removal and server changes travel too.
     a.remove_route("web.1").await.unwrap();
     a.remove_server("n2").await.unwrap();
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            let ok = b.revision() >= a.revision();
-            ok
-        })
-        .await
-    );
+    assert!(eventually(Duration::from_secs(5), || b.revision() >= a.revision()).await);
     let c = b.cluster().await.unwrap();
     assert_eq!(c.route("web.1").unwrap().state, "removed");
     assert!(c.server("n2").is_none());

@@ -24,8 +24,8 @@
 //! got) and sent to [`Store::changes`] receivers.
 //!
 //! Resync: when the watch stream breaks (member gone, connection lost) the
-//! task marks the cache down, reconnects (the client fails over between
-//! endpoints) and watches again from the last revision it applied plus one,
+//! task marks the cache down, moves to the next member and watches again
+//! from the last revision it applied plus one,
 //! so no event is missed. When etcd answers that this revision is compacted,
 //! or the watch is canceled for any other reason, the task re-reads
 //! everything at a new revision, sends the difference between the old and
@@ -44,10 +44,26 @@
 //! keys' revisions, so the caller's re-decision sees them. After a
 //! successful write it likewise waits for its own write to reach the cache,
 //! so a host's next decision sees its previous one.
+//!
+//! # Members and failures
+//!
+//! The store keeps one client per member and sends each request to a
+//! preferred member; a failed request moves the preference on and is sent
+//! again to the next member, within the request timeout (each attempt gets
+//! a third of it). So a dead member costs one failed attempt, and a leader
+//! election is ridden through. A retried save whose earlier attempt may have
+//! been applied (the answer was lost) is recognised: when the retry finds
+//! the name, ports and volumes holding exactly what this save writes, it
+//! reports `Saved`. When no member answers, every call fails with
+//! [`StoreError::Unavailable`] naming the endpoints and the last error, within
+//! about the request timeout (at once when every connection is refused); a
+//! transaction is applied whole or not at all, so nothing is left half written.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, SortOrder,
@@ -224,7 +240,7 @@ impl Shared {
 
 /// The state store on etcd. Dropping it stops its watch.
 pub struct EtcdStore {
-    client: Client,
+    members: Arc<Members>,
     keys: Keys,
     config: EtcdConfig,
     shared: Arc<Shared>,
@@ -235,6 +251,135 @@ impl Drop for EtcdStore {
     fn drop(&mut self) {
         self.watcher.abort();
     }
+}
+
+/// One client per etcd member and the member requests go to first. A
+/// request that fails moves the preference to the next member and is tried
+/// again there, within about the request timeout: a member that died costs
+/// one failed attempt, not a share of every later request.
+struct Members {
+    clients: Vec<Client>,
+    preferred: AtomicUsize,
+    config: EtcdConfig,
+}
+
+/// How sure a failed request is not to have been applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failed {
+    /// The member was not reached (connection refused).
+    Refused,
+    /// The member refused it unapplied (no leader).
+    NotApplied,
+    /// It may have been applied: the connection broke or it timed out after sending.
+    Maybe,
+}
+
+fn classify(e: &etcd_client::Error) -> Failed {
+    let text = e.to_string();
+    if text.contains("tcp connect error") || text.contains("Connection refused") {
+        Failed::Refused
+    } else if text.contains("etcdserver: no leader") {
+        Failed::NotApplied
+    } else {
+        Failed::Maybe
+    }
+}
+
+impl Members {
+    fn preferred(&self) -> usize {
+        self.preferred.load(Ordering::Relaxed) % self.clients.len().max(1)
+    }
+
+    /// Member `i` failed: prefer the next one (unless another request
+    /// already moved on).
+    fn failed(&self, i: usize) {
+        let next = (i + 1) % self.clients.len().max(1);
+        let _ = self
+            .preferred
+            .compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Runs `op` on the preferred member, moving to the next on failure,
+    /// until it succeeds or `request_timeout` has passed. Each attempt gets
+    /// a third of that (at least 250 ms), so that a request stuck on a
+    /// member that lost its leader is sent again once another is elected.
+    /// Two whole rounds of refused connections end it at once: etcd is
+    /// down. The flag says whether an earlier attempt may have been applied.
+    async fn call<T, F, Fut>(&self, what: &str, mut op: F) -> Result<(T, bool), StoreError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let n = self.clients.len();
+        let timeout = self.config.request_timeout;
+        let per_attempt = (timeout / 3).max(Duration::from_millis(250));
+        let start = Instant::now();
+        let mut maybe = false;
+        let mut last = String::from("no member tried");
+        let (mut tried, mut refused, mut refused_rounds) = (0usize, 0usize, 0u32);
+        let mut backoff = Duration::from_millis(25);
+        for attempt in 1usize.. {
+            let i = self.preferred();
+            let Some(client) = self.clients.get(i) else {
+                break;
+            };
+            match tokio::time::timeout(per_attempt, op(client.clone())).await {
+                Ok(Ok(v)) => return Ok((v, maybe)),
+                Ok(Err(e)) => {
+                    match classify(&e) {
+                        Failed::Refused => refused += 1,
+                        Failed::NotApplied => {}
+                        Failed::Maybe => maybe = true,
+                    }
+                    last = e.to_string();
+                }
+                Err(_) => {
+                    maybe = true;
+                    last = format!("no answer in {per_attempt:?}");
+                }
+            }
+            self.failed(i);
+            tried += 1;
+            let spent = start.elapsed();
+            if tried >= n {
+                refused_rounds = if refused == tried {
+                    refused_rounds + 1
+                } else {
+                    0
+                };
+                (tried, refused) = (0, 0);
+                if refused_rounds >= 2 || (spent >= timeout && attempt >= 2) {
+                    break;
+                }
+                tokio::time::sleep(backoff.min(timeout.saturating_sub(spent))).await;
+                backoff = (backoff * 2).min(Duration::from_millis(400));
+            } else if spent >= timeout && attempt >= 2 {
+                break;
+            }
+        }
+        Err(unavailable(&self.config, what, last))
+    }
+
+    async fn txn(&self, what: &str, txn: Txn) -> Result<(TxnResponse, bool), StoreError> {
+        self.call(what, |c| {
+            let txn = txn.clone();
+            async move { c.kv_client().txn(txn).await }
+        })
+        .await
+    }
+}
+
+/// Whether the keys a failed save read back hold exactly what this save
+/// writes: an earlier attempt of it was applied.
+fn is_ours(route: &Route, route_json: &str, checks: &[Check], found: &[Vec<KeyValue>]) -> bool {
+    checks.iter().zip(found).all(|(check, kvs)| {
+        let value = kvs.first().map(KeyValue::value);
+        match check {
+            Check::Name(_) => value == Some(route_json.as_bytes()),
+            Check::Port(_) => value == Some(route.name.as_bytes()),
+            Check::Volume(_) => value == Some(route.server.as_bytes()),
+        }
+    }) && checks.len() == found.len()
 }
 
 /// One consistent read of everything the cache holds.
@@ -280,15 +425,26 @@ impl EtcdStore {
             // etcd refuses pings more often than every 5 s (too_many_pings).
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_require_leader(true);
-        let client = tokio::time::timeout(
-            config.request_timeout,
-            Client::connect(&endpoints, Some(options)),
-        )
-        .await
-        .map_err(|_| unavailable(&config, "connect", "timed out"))?
-        .map_err(|e| unavailable(&config, "connect", e))?;
+        // One client per member: the store picks the member itself, so a
+        // dead one is skipped instead of taking a share of the requests.
+        let mut clients = Vec::with_capacity(endpoints.len());
+        for e in &endpoints {
+            let client = tokio::time::timeout(
+                config.request_timeout,
+                Client::connect([e.as_str()], Some(options.clone())),
+            )
+            .await
+            .map_err(|_| unavailable(&config, "connect", "timed out"))?
+            .map_err(|err| unavailable(&config, &format!("connect to {e}"), err))?;
+            clients.push(client);
+        }
+        let members = Arc::new(Members {
+            clients,
+            preferred: AtomicUsize::new(0),
+            config: config.clone(),
+        });
         let keys = Keys::new(&config.prefix);
-        let snapshot = load(&client, &keys, &config).await?;
+        let snapshot = load(&members, &keys).await?;
         let (changes, _) = broadcast::channel(4096);
         let (status, _) = watch::channel(Status {
             revision: snapshot.revision,
@@ -303,14 +459,13 @@ impl EtcdStore {
             reloads: std::sync::atomic::AtomicU64::new(0),
         });
         let watcher = tokio::spawn(follow(
-            client.clone(),
+            members.clone(),
             keys.clone(),
-            config.clone(),
             shared.clone(),
             snapshot.revision,
         ));
         Ok(EtcdStore {
-            client,
+            members,
             keys,
             config,
             shared,
@@ -364,11 +519,7 @@ impl EtcdStore {
     }
 
     async fn txn(&self, what: &str, txn: Txn) -> Result<TxnResponse, StoreError> {
-        let mut kv = self.client.kv_client();
-        tokio::time::timeout(self.config.request_timeout, kv.txn(txn))
-            .await
-            .map_err(|_| unavailable(&self.config, what, "timed out"))?
-            .map_err(|e| unavailable(&self.config, what, e))
+        Ok(self.members.txn(what, txn).await?.0)
     }
 
     async fn get(
@@ -377,11 +528,13 @@ impl EtcdStore {
         key: String,
         options: Option<GetOptions>,
     ) -> Result<Vec<KeyValue>, StoreError> {
-        let mut kv = self.client.kv_client();
-        let mut resp = tokio::time::timeout(self.config.request_timeout, kv.get(key, options))
-            .await
-            .map_err(|_| unavailable(&self.config, what, "timed out"))?
-            .map_err(|e| unavailable(&self.config, what, e))?;
+        let (mut resp, _) = self
+            .members
+            .call(what, |c| {
+                let (key, options) = (key.clone(), options.clone());
+                async move { c.kv_client().get(key, options).await }
+            })
+            .await?;
         Ok(resp.take_kvs())
     }
 
@@ -413,7 +566,7 @@ fn txn_gets(resp: &TxnResponse) -> Vec<Vec<KeyValue>> {
         .collect()
 }
 
-fn utf8<'a>(kv: &'a KeyValue) -> Result<(&'a str, &'a str), (String, String)> {
+fn utf8(kv: &KeyValue) -> Result<(&str, &str), (String, String)> {
     let key = String::from_utf8_lossy(kv.key()).into_owned();
     let k = kv
         .key_str()
@@ -451,18 +604,14 @@ fn parse_route(key: &str, name: &str, text: &str) -> Result<Route, (String, Stri
 
 /// Reads inventory, routes, volume claims and the active policy digest in
 /// one transaction, so they are all at one revision.
-async fn load(client: &Client, keys: &Keys, config: &EtcdConfig) -> Result<Snapshot, StoreError> {
+async fn load(members: &Members, keys: &Keys) -> Result<Snapshot, StoreError> {
     let txn = Txn::new().and_then(vec![
         TxnOp::get(keys.servers(), Some(GetOptions::new().with_prefix())),
         TxnOp::get(keys.routes(), Some(GetOptions::new().with_prefix())),
         TxnOp::get(keys.volumes(), Some(GetOptions::new().with_prefix())),
         TxnOp::get(keys.active(), None),
     ]);
-    let mut kv = client.kv_client();
-    let resp = tokio::time::timeout(config.request_timeout, kv.txn(txn))
-        .await
-        .map_err(|_| unavailable(config, "read state", "timed out"))?
-        .map_err(|e| unavailable(config, "read state", e))?;
+    let (resp, _) = members.txn("read state", txn).await?;
     let revision = header_revision(&resp);
     let mut cluster = Cluster::new();
     let mut cache = Cache {
@@ -636,20 +785,14 @@ enum Ended {
 }
 
 /// The watch task: follows `P/` from `revision + 1` for as long as the store lives.
-async fn follow(
-    client: Client,
-    keys: Keys,
-    config: EtcdConfig,
-    shared: Arc<Shared>,
-    mut revision: i64,
-) {
+async fn follow(members: Arc<Members>, keys: Keys, shared: Arc<Shared>, mut revision: i64) {
     let min_backoff = Duration::from_millis(50);
     let max_backoff = Duration::from_secs(1);
     let mut backoff = min_backoff;
     let mut reload = false;
     loop {
         if reload {
-            match load(&client, &keys, &config).await {
+            match load(&members, &keys).await {
                 Ok(snapshot) => {
                     revision = snapshot.revision;
                     shared
@@ -666,8 +809,11 @@ async fn follow(
                 }
             }
         }
-        match watch_once(&client, &keys, &config, &shared, &mut revision).await {
+        let member = members.preferred();
+        let client = members.clients[member].clone();
+        match watch_once(&client, &keys, &members.config, &shared, &mut revision).await {
             Ended::Lost(why) => {
+                members.failed(member);
                 tracing::warn!(%why, revision, "etcd watch lost; watching again");
                 shared.set_down(why);
             }
@@ -1004,15 +1150,16 @@ impl Store for EtcdStore {
 
     async fn remove_server(&self, hostname: &str) -> Result<bool, StoreError> {
         check_name("hostname", hostname)?;
-        let mut kv = self.client.kv_client();
-        let resp = tokio::time::timeout(
-            self.config.request_timeout,
-            kv.delete(self.keys.server(hostname), None),
-        )
-        .await
-        .map_err(|_| unavailable(&self.config, "remove server", "timed out"))?
-        .map_err(|e| unavailable(&self.config, "remove server", e))?;
-        let removed = resp.deleted() > 0;
+        let key = self.keys.server(hostname);
+        let (resp, maybe) = self
+            .members
+            .call("remove server", |c| {
+                let key = key.clone();
+                async move { c.kv_client().delete(key, None).await }
+            })
+            .await?;
+        // An earlier attempt whose answer was lost may have deleted it.
+        let removed = resp.deleted() > 0 || maybe;
         if removed {
             self.settle(resp.header().map_or(0, |h| h.revision())).await;
         }
@@ -1042,7 +1189,8 @@ impl Store for EtcdStore {
             .when(plan.compares)
             .and_then(plan.puts)
             .or_else(reads);
-        let resp = self.txn("save decision", txn).await?;
+        let route_json = route.to_value().to_string();
+        let (resp, maybe) = self.members.txn("save decision", txn).await?;
         if resp.succeeded() {
             self.settle(header_revision(&resp)).await;
             return Ok(Saved::Saved);
@@ -1055,6 +1203,10 @@ impl Store for EtcdStore {
             .max()
             .unwrap_or(0);
         self.settle(newest).await;
+        if maybe && is_ours(route, &route_json, &plan.checks, &found) {
+            // An earlier attempt was applied but its answer was lost.
+            return Ok(Saved::Saved);
+        }
         Ok(Saved::Conflict(describe_conflict(
             route,
             &plan.checks,

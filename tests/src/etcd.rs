@@ -581,3 +581,15 @@ pub fn config(endpoints: Vec<String>, prefix: &str) -> flocker_host::store::etcd
     c.request_timeout = Duration::from_secs(2);
     c
 }
+
+/// The `flocker` binary: `$FLOCKER_BIN`, else `target/debug/flocker` of
+/// this workspace (`$CARGO_TARGET_DIR` when set at build time).
+pub fn flocker_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("FLOCKER_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = option_env!("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug").join("flocker")
+}

@@ -1,0 +1,283 @@
+//! `flocker serve` over real HTTP on a loopback port.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A running `flocker serve`, killed on drop.
+struct Server {
+    child: Child,
+    client: Client,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// An HTTP/1.1 client of one address, a connection per request.
+#[derive(Clone)]
+struct Client {
+    addr: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = flocker()
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn flocker serve");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Server {
+            child,
+            client: Client { addr },
+        }
+    }
+}
+
+impl Client {
+    fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .expect("send");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read response");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        (status, body.to_string())
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let (status, text) = self.request("POST", path, &body.to_string());
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+        )
+    }
+
+    fn metrics(&self) -> String {
+        let (status, text) = self.request("GET", "/metrics", "");
+        assert_eq!(status, 200);
+        text
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn web(name: &str) -> Value {
+    json!({"name": name, "container": {"Image": "web"}, "image": {"Config": {"ExposedPorts": {"80/tcp": {}}}}})
+}
+
+#[test]
+fn serve_places_decides_and_reports_metrics() {
+    let s = Scratch::new("serve");
+    let store = seed(&s, &demo_inventory());
+    let server = Server::start(&["--store", &store, "--engine", "native"]);
+
+    let (status, health) = server.request("GET", "/healthz", "");
+    assert_eq!(status, 200, "{health}");
+    let health: Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["servers"], 3);
+
+    let (status, d) = server.post("/v1/place", &web("web.1"));
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["route"]["name"], "web.1");
+    let (status, e) = server.post("/v1/place", &web("web.1"));
+    assert_eq!(status, 422);
+    assert_eq!(e["error"]["kind"], "name_in_use");
+
+    // Decide only: nothing saved.
+    let (status, d) = server.post("/v1/decide", &web("web.2"));
+    assert_eq!(status, 200, "{d}");
+    let routes = ok(&["routes", "ls", "--store", &store, "--json"], None, 0).json();
+    assert!(routes["containers"].get("web.2").is_none());
+    // A full decision input is decided on its own.
+    let input: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("examples/least-loaded.input.json")).unwrap(),
+    )
+    .unwrap();
+    let want: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("examples/least-loaded.output.json")).unwrap(),
+    )
+    .unwrap();
+    let (status, d) = server.post("/v1/decide", &input);
+    assert_eq!((status, d), (200, want));
+
+    let (status, body) = server.request("POST", "/v1/place", "{not json");
+    assert_eq!(status, 400);
+    assert!(body.contains("invalid_body"), "{body}");
+
+    // The CLI shares the file with the running service.
+    place(&store, &web("cli.1"), 0);
+    let (status, d) = server.post("/v1/place", &web("web.3"));
+    assert_eq!(status, 200, "{d}");
+    let (_, health) = server.request("GET", "/healthz", "");
+    assert!(health.contains("\"routes\":3"), "{health}");
+
+    let m = server.metrics();
+    for want in [
+        "flocker_decisions_total{endpoint=\"place\",outcome=\"decision\"} 2",
+        "flocker_decisions_total{endpoint=\"place\",outcome=\"error\"} 2",
+        "flocker_decision_errors_total{endpoint=\"place\",kind=\"name_in_use\"} 1",
+        "flocker_decision_errors_total{endpoint=\"place\",kind=\"invalid_body\"} 1",
+        "flocker_decisions_total{endpoint=\"decide\",outcome=\"decision\"} 2",
+        "flocker_decision_seconds_count{endpoint=\"place\"} 4",
+        "flocker_place_saved_total 2",
+        "flocker_policy_info{digest=\"native\"",
+    ] {
+        assert!(m.contains(want), "missing {want:?} in\n{m}");
+    }
+    let (status, _) = server.request("GET", "/nope", "");
+    assert_eq!(status, 404);
+}
+
+fn policy_digest(metrics: &str) -> Option<String> {
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("flocker_policy_info{"))?;
+    let rest = line.split("digest=\"").nth(1)?;
+    Some(rest.split('"').next()?.to_string())
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn serve_hot_swaps_pushed_modules_without_failing_a_decision() {
+    let s = Scratch::new("swap");
+    let store = seed(&s, &demo_inventory());
+    let v1 = s.path("v1.wasm");
+    ok(
+        &[
+            "policy",
+            "export",
+            "--embedded",
+            "--store",
+            &store,
+            "-o",
+            v1.to_str().unwrap(),
+        ],
+        None,
+        0,
+    );
+    let mut v2 = std::fs::read(&v1).unwrap();
+    // A custom section: the same module under another digest.
+    v2.extend_from_slice(&[0, 15, 12]);
+    v2.extend_from_slice(b"flocker-testv2");
+    std::fs::write(s.path("v2.wasm"), &v2).unwrap();
+    let watched = s.path("watched.wasm");
+
+    let server = Server::start(&[
+        "--store",
+        &store,
+        "--poll-ms",
+        "100",
+        "--policy-file",
+        watched.to_str().unwrap(),
+    ]);
+    let first = policy_digest(&server.metrics()).expect("a digest");
+    assert_ne!(first, "native");
+
+    // Decisions keep flowing while another process pushes a module.
+    let client = server.client.clone();
+    let load = std::thread::spawn(move || {
+        let mut failures = 0;
+        for i in 0..150 {
+            let (status, d) = client.post("/v1/decide", &web(&format!("load.{i}")));
+            if status != 200 {
+                failures += 1;
+                eprintln!("decision {i} failed: {status} {d}");
+            }
+        }
+        failures
+    });
+    let pushed = ok(
+        &[
+            "policy",
+            "push",
+            "--store",
+            &store,
+            s.path("v2.wasm").to_str().unwrap(),
+        ],
+        None,
+        0,
+    );
+    let d2 = pushed.stdout.split_whitespace().nth(1).unwrap().to_string();
+    wait_for("the pushed module", || {
+        policy_digest(&server.metrics()).as_deref() == Some(d2.as_str())
+    });
+    assert_eq!(load.join().unwrap(), 0, "decisions failed during the swap");
+    let (status, d) = server.post("/v1/place", &web("after.1"));
+    assert_eq!(status, 200, "{d}");
+
+    // A watched file that fails validation is refused; the module keeps serving.
+    std::fs::write(&watched, b"\0asm\x01\0\0\0garbage").unwrap();
+    wait_for("the refusal", || {
+        server
+            .metrics()
+            .contains("flocker_policy_swaps_total{result=\"failed\"} 1")
+    });
+    assert_eq!(
+        policy_digest(&server.metrics()).as_deref(),
+        Some(d2.as_str())
+    );
+    let (status, _) = server.post("/v1/place", &web("after.2"));
+    assert_eq!(status, 200);
+
+    // A rollback from the command line is followed too.
+    ok(&["policy", "rollback", "--store", &store], None, 1); // only one module pushed
+    std::fs::write(&watched, std::fs::read(&v1).unwrap()).unwrap();
+    wait_for("the watched module", || {
+        policy_digest(&server.metrics()).as_deref() == Some(first.as_str())
+    });
+    let ls = ok(&["policy", "ls", "--store", &store, "--json"], None, 0).json();
+    assert_eq!(ls["active"], first.as_str());
+    assert_eq!(ls["history"].as_array().unwrap().len(), 2);
+    assert!(server
+        .metrics()
+        .contains("flocker_policy_swaps_total{result=\"ok\"} 2"));
+}

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flocker_tests::etcd::{audit, flocker_bin, Etcd};
+use flocker_tests::etcd::{audit, fresh_flocker_bin, Etcd};
 use serde_json::{json, Value};
 
 const HOSTS: usize = 4;
@@ -27,7 +27,7 @@ struct Run {
 }
 
 fn flocker(args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(flocker_bin())
+    let mut child = Command::new(bin())
         .args(args)
         .env_remove("FLOCKER_STORE")
         .stdin(Stdio::piped())
@@ -44,6 +44,11 @@ fn flocker(args: &[&str], stdin: &str) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+fn bin() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(fresh_flocker_bin)
 }
 
 /// The `--report` line of a place.

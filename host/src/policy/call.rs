@@ -13,15 +13,56 @@ use wasmtime::{
     TypedFunc, ValType,
 };
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use wasmtime::UpdateDeadline;
 
 use super::PolicyError;
 
-/// Per-store data: the memory cap and what tripped it.
+/// A call is stopped after this many times its deadline of wall-clock
+/// time, however little CPU it used (see [`super::Limits::deadline`]).
+pub(crate) const WALL_FACTOR: u32 = 10;
+
+/// Per-store data: the memory cap and what tripped it, and the clock of the
+/// call in progress.
 pub(crate) struct Ctx {
     memory_cap: usize,
     /// The size a grow past the cap asked for, when one did.
     memory_hit: Option<usize>,
+    /// The deadline of the call in progress and when it started, in CPU
+    /// time of the calling thread and in wall-clock time.
+    budget: Duration,
+    cpu_start: Duration,
+    wall_start: Instant,
+}
+
+/// CPU time the calling thread has used. A call runs on one thread from
+/// start to end, so the difference of two readings is the call's CPU time,
+/// which, unlike wall-clock time, does not grow while the machine is busy
+/// with other work.
+#[cfg(unix)]
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the
+    // call; clock_gettime writes nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// Without a per-thread CPU clock the deadline is wall-clock time.
+#[cfg(not(unix))]
+fn thread_cpu() -> Duration {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
 }
 
 impl ResourceLimiter for Ctx {
@@ -168,9 +209,24 @@ impl Instance {
             Ctx {
                 memory_cap,
                 memory_hit: None,
+                budget: Duration::from_secs(10),
+                cpu_start: thread_cpu(),
+                wall_start: Instant::now(),
             },
         );
         store.limiter(|ctx| ctx);
+        // When the epoch deadline passes, the call is stopped if it has used
+        // its budget of CPU time (or ten times it of wall-clock time);
+        // otherwise it is checked again at the next tick.
+        store.epoch_deadline_callback(|ctx| {
+            let c = ctx.data();
+            let cpu = thread_cpu().saturating_sub(c.cpu_start);
+            if cpu >= c.budget || c.wall_start.elapsed() >= c.budget.saturating_mul(WALL_FACTOR) {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
         // Start-up code (data segments, a start function) gets a generous
         // fixed budget; each call sets its own deadline.
         store.set_epoch_deadline(1000);
@@ -269,6 +325,16 @@ impl Instance {
         }
     }
 
+    /// Starts the clocks of a call.
+    fn start_call(&mut self) {
+        let deadline = self.deadline;
+        let c = self.store.data_mut();
+        c.budget = deadline;
+        c.cpu_start = thread_cpu();
+        c.wall_start = Instant::now();
+        self.store.set_epoch_deadline(self.ticks);
+    }
+
     /// Sets the budget of each following call: `ticks` epoch ticks, which
     /// stand for `deadline` in errors.
     pub(crate) fn set_budget(&mut self, ticks: u64, deadline: Duration) {
@@ -277,7 +343,7 @@ impl Instance {
     }
 
     pub(crate) fn abi_version(&mut self) -> Result<i32, PolicyError> {
-        self.store.set_epoch_deadline(self.ticks);
+        self.start_call();
         let f = self.version.clone();
         f.call(&mut self.store, ())
             .map_err(|e| self.failed("flocker_abi_version", e))
@@ -358,7 +424,7 @@ impl Instance {
             .find(|(n, _)| *n == name)
             .map(|(_, f)| f.clone())
             .ok_or_else(|| PolicyError::Abi(format!("no export {name}")))?;
-        self.store.set_epoch_deadline(self.ticks);
+        self.start_call();
         let packed = f
             .call(&mut self.store, ())
             .map_err(|e| self.failed(name, e))?;
@@ -377,7 +443,7 @@ impl Instance {
             .find(|(n, _)| *n == name)
             .map(|(_, f)| f.clone())
             .ok_or_else(|| PolicyError::Abi(format!("no export {name}")))?;
-        self.store.set_epoch_deadline(self.ticks);
+        self.start_call();
         let packed = f
             .call(&mut self.store, handle)
             .map_err(|e| self.failed(name, e))?;
@@ -391,7 +457,7 @@ impl Instance {
         handle: Option<i32>,
         input: &[u8],
     ) -> Result<String, PolicyError> {
-        self.store.set_epoch_deadline(self.ticks);
+        self.start_call();
         let (ptr, len) = self.write_input(input)?;
         let packed = match handle {
             None => {

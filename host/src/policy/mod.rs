@@ -62,8 +62,12 @@ pub const SUPPORTED_ABI: &[i32] = &[1];
 /// Bounds on every call into a module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall-clock budget of one call, enforced by epoch interruption at a
-    /// granularity of a tenth of it (at most 10 ms). Default 100 ms.
+    /// Budget of one call, enforced by epoch interruption: when it has
+    /// passed, the call is stopped as soon as it has used this much CPU time
+    /// on its thread (checked every tick, a tenth of the deadline and at
+    /// most 10 ms), or ten times this much wall-clock time whatever its CPU
+    /// use. Counting CPU time keeps a busy machine from failing fast calls;
+    /// the wall-clock bound keeps a starved call from hanging. Default 100 ms.
     pub deadline: Duration,
     /// Most linear memory a one-shot call's instance may have. Default 64 MiB.
     pub memory_bytes: usize,

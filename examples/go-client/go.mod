@@ -1,0 +1,3 @@
+module flocker.example/goclient
+
+go 1.19

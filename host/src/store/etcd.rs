@@ -778,8 +778,9 @@ fn install(shared: &Shared, snapshot: Snapshot) {
 /// How one watch stream ended.
 enum Ended {
     /// The stream broke or the connection went away: watch again from the
-    /// next revision.
-    Lost(String),
+    /// next revision. The flag says whether the watch had been created (it
+    /// was following, so the member was fine until now).
+    Lost(String, bool),
     /// etcd canceled the watch (compaction or otherwise): re-read everything.
     Canceled(String),
 }
@@ -810,9 +811,14 @@ async fn follow(members: Arc<Members>, keys: Keys, shared: Arc<Shared>, mut revi
             }
         }
         let member = members.preferred();
-        let client = members.clients[member].clone();
+        let Some(client) = members.clients.get(member).cloned() else {
+            return;
+        };
         match watch_once(&client, &keys, &members.config, &shared, &mut revision).await {
-            Ended::Lost(why) => {
+            Ended::Lost(why, followed) => {
+                if followed {
+                    backoff = min_backoff;
+                }
                 members.failed(member);
                 tracing::warn!(%why, revision, "etcd watch lost; watching again");
                 shared.set_down(why);
@@ -848,14 +854,15 @@ async fn watch_once(
             .await
         {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Ended::Lost(format!("watch: {e}")),
-            Err(_) => return Ended::Lost("watch: timed out".into()),
+            Ok(Err(e)) => return Ended::Lost(format!("watch: {e}"), false),
+            Err(_) => return Ended::Lost("watch: timed out".into(), false),
         };
+    let mut followed = false;
     loop {
         let resp = match stream.message().await {
             Ok(Some(r)) => r,
-            Ok(None) => return Ended::Lost("watch stream closed".into()),
-            Err(e) => return Ended::Lost(format!("watch stream: {e}")),
+            Ok(None) => return Ended::Lost("watch stream closed".into(), followed),
+            Err(e) => return Ended::Lost(format!("watch stream: {e}"), followed),
         };
         if resp.canceled() {
             let why = if resp.compact_revision() > 0 {
@@ -871,6 +878,7 @@ async fn watch_once(
         }
         if resp.created() {
             // Following again from where the cache stands.
+            followed = true;
             shared.status.send_modify(|s| s.down = None);
         }
         let events = resp.events();
@@ -1169,6 +1177,9 @@ impl Store for EtcdStore {
     async fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
         check_name("route name", &route.name)?;
         check_name("route server", &route.server)?;
+        for v in named_volumes(route) {
+            check_name("volume name", v)?;
+        }
         let plan = match self.plan(route) {
             Ok(p) => p,
             Err(conflict) => return Ok(conflict),

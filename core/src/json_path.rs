@@ -61,7 +61,10 @@ pub(crate) fn opt_object<'a>(
 ) -> Result<Option<&'a Map<String, Value>>> {
     match present(parent.get(key)) {
         None => Ok(None),
-        Some(v) => object(v, &field(parent_path, key)).map(Some),
+        Some(v) => v
+            .as_object()
+            .map(Some)
+            .ok_or_else(|| wrong(&field(parent_path, key), "an object", v)),
     }
 }
 
@@ -90,7 +93,10 @@ pub(crate) fn opt_string<'a>(
 ) -> Result<Option<&'a str>> {
     match present(parent.get(key)) {
         None => Ok(None),
-        Some(v) => string(v, &field(parent_path, key)).map(Some),
+        Some(v) => v
+            .as_str()
+            .map(Some)
+            .ok_or_else(|| wrong(&field(parent_path, key), "a string", v)),
     }
 }
 
@@ -117,11 +123,6 @@ pub(crate) fn opt_bool(
     }
 }
 
-pub(crate) fn u64_value(v: &Value, path: &str) -> Result<u64> {
-    v.as_u64()
-        .ok_or_else(|| wrong(path, "a non-negative integer", v))
-}
-
 pub(crate) fn opt_u64(
     parent: &Map<String, Value>,
     parent_path: &str,
@@ -129,7 +130,10 @@ pub(crate) fn opt_u64(
 ) -> Result<Option<u64>> {
     match present(parent.get(key)) {
         None => Ok(None),
-        Some(v) => u64_value(v, &field(parent_path, key)).map(Some),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| wrong(&field(parent_path, key), "a non-negative integer", v)),
     }
 }
 
@@ -142,11 +146,13 @@ pub(crate) fn opt_strings<'a>(
     let Some(items) = opt_array(parent, parent_path, key)? else {
         return Ok(Vec::new());
     };
-    let path = field(parent_path, key);
     items
         .iter()
         .enumerate()
-        .map(|(i, v)| string(v, &index(&path, i)))
+        .map(|(i, v)| {
+            v.as_str()
+                .ok_or_else(|| wrong(&index(&field(parent_path, key), i), "a string", v))
+        })
         .collect()
 }
 

@@ -4,9 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::DecisionError;
-use crate::json_path::{
-    field, index, object, opt_array, opt_object, opt_string, required_string, string, u64_value,
-};
+use crate::json_path::{field, object, opt_object, opt_string, opt_strings, required_string};
 use crate::naming::ContainerName;
 use crate::port::Port;
 
@@ -50,15 +48,22 @@ impl Route {
         let address = opt_string(o, path, "address")?.unwrap_or_default();
         let mut ports = Vec::new();
         if let Some(map) = opt_object(o, path, "ports")? {
-            let ports_path = field(path, "ports");
             for (k, hp) in map {
-                let p = field(&ports_path, k);
-                let port = Port::parse(k, &p)?;
-                let host = u64_value(hp, &p)?;
-                let host = u16::try_from(host)
-                    .ok()
+                // Paths are only built for errors: a route table is large.
+                let at = || field(&field(path, "ports"), k);
+                let port = Port::parse(k, "").map_err(|e| match e {
+                    DecisionError::InvalidRequest { reason, .. } => {
+                        DecisionError::invalid(at(), reason)
+                    }
+                    other => other,
+                })?;
+                let host = hp
+                    .as_u64()
+                    .and_then(|h| u16::try_from(h).ok())
                     .filter(|h| *h > 0)
-                    .ok_or_else(|| DecisionError::invalid(&p, "host port must be 1 to 65535"))?;
+                    .ok_or_else(|| {
+                        DecisionError::invalid(at(), "host port must be a number from 1 to 65535")
+                    })?;
                 ports.push((port, host));
             }
         }
@@ -95,15 +100,10 @@ impl Route {
 }
 
 fn strings(o: &Map<String, Value>, path: &str, key: &str) -> Result<Vec<String>, DecisionError> {
-    let Some(items) = opt_array(o, path, key)? else {
-        return Ok(Vec::new());
-    };
-    let p = field(path, key);
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| string(v, &index(&p, i)).map(str::to_string))
-        .collect()
+    Ok(opt_strings(o, path, key)?
+        .into_iter()
+        .map(str::to_string)
+        .collect())
 }
 
 #[cfg(test)]

@@ -450,3 +450,49 @@ async fn a_dead_etcd_is_a_clear_error_fast_and_nothing_is_written() {
     );
     place(&s, &web("web.4"), 8).await.unwrap().decision.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_larger_than_grpcs_default_4_mib_loads_and_watches() {
+    let etcd = Etcd::start();
+    let raw = etcd.client().await;
+    let pad = "X".repeat(1000);
+    let mut kv = raw.kv_client();
+    for batch in 0..60 {
+        let ops: Vec<etcd_client::TxnOp> = (0..100)
+            .map(|i| {
+                let name = format!("big.{}", batch * 100 + i);
+                let r = json!({"name": name, "server": "n1", "env": [format!("PAD={pad}")],
+                               "state": "removed"});
+                etcd_client::TxnOp::put(
+                    format!("{PREFIX}/routes/containers/{name}"),
+                    r.to_string(),
+                    None,
+                )
+            })
+            .collect();
+        kv.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
+    }
+    let s = store(&etcd).await;
+    assert_eq!(s.cluster().await.unwrap().routes().count(), 6000);
+    // One watch response bigger than 4 MiB: a transaction rewriting many at once.
+    let ops: Vec<etcd_client::TxnOp> = (0..120)
+        .map(|i| {
+            let name = format!("big.{i}");
+            let r = json!({"name": name, "server": "n1", "env": [format!("PAD={}", "Y".repeat(40_000))],
+                           "state": "removed"});
+            etcd_client::TxnOp::put(format!("{PREFIX}/routes/containers/{name}"), r.to_string(), None)
+        })
+        .collect();
+    let mut chunks = ops.chunks(30);
+    let mut last = 0;
+    for c in chunks.by_ref() {
+        let resp = kv
+            .txn(etcd_client::Txn::new().and_then(c.to_vec()))
+            .await
+            .unwrap();
+        last = resp.header().unwrap().revision();
+    }
+    assert!(s.wait_for_revision(last).await);
+    assert!(s.down().is_none());
+    assert!(s.cluster().await.unwrap().route("big.7").unwrap().env[0].starts_with("PAD=YYY"));
+}

@@ -79,6 +79,14 @@ use super::{named_volumes, PolicyRecord, Saved, Store, StoreError};
 /// more operations is refused.
 pub const MAX_TXN_OPS: usize = 128;
 
+/// The largest answer the store accepts from etcd (the whole state is read
+/// in one transaction; gRPC's default limit is 4 MiB).
+const MAX_MESSAGE: usize = 512 * 1024 * 1024;
+
+fn kv(client: &Client) -> etcd_client::KvClient {
+    client.kv_client().max_decoding_message_size(MAX_MESSAGE)
+}
+
 /// Policy modules are stored in chunks of this many bytes.
 const MODULE_CHUNK: usize = 1024 * 1024;
 
@@ -363,7 +371,7 @@ impl Members {
     async fn txn(&self, what: &str, txn: Txn) -> Result<(TxnResponse, bool), StoreError> {
         self.call(what, |c| {
             let txn = txn.clone();
-            async move { c.kv_client().txn(txn).await }
+            async move { kv(&c).txn(txn).await }
         })
         .await
     }
@@ -532,7 +540,7 @@ impl EtcdStore {
             .members
             .call(what, |c| {
                 let (key, options) = (key.clone(), options.clone());
-                async move { c.kv_client().get(key, options).await }
+                async move { kv(&c).get(key, options).await }
             })
             .await?;
         Ok(resp.take_kvs())
@@ -844,7 +852,7 @@ async fn watch_once(
     shared: &Shared,
     revision: &mut i64,
 ) -> Ended {
-    let mut wc = client.watch_client();
+    let mut wc = client.watch_client().max_decoding_message_size(MAX_MESSAGE);
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(*revision + 1)
@@ -1163,7 +1171,7 @@ impl Store for EtcdStore {
             .members
             .call("remove server", |c| {
                 let key = key.clone();
-                async move { c.kv_client().delete(key, None).await }
+                async move { kv(&c).delete(key, None).await }
             })
             .await?;
         // An earlier attempt whose answer was lost may have deleted it.

@@ -279,19 +279,23 @@ async fn follow_policy(
                 }
             }
         }
-        let active = match app.store.policy_active().await {
-            Ok(a) => a,
+        match app.store.policy_active_digest().await {
+            Ok(Some(d))
+                if d != host.info().digest && failed_digest.as_deref() != Some(d.as_str()) => {}
+            Ok(_) => continue,
+            Err(e) => {
+                eprintln!("flocker serve: cannot read the active policy: {e}");
+                continue;
+            }
+        }
+        let (digest, bytes) = match app.store.policy_active().await {
+            Ok(Some(active)) => active,
+            Ok(None) => continue,
             Err(e) => {
                 eprintln!("flocker serve: cannot read the active policy: {e}");
                 continue;
             }
         };
-        let Some((digest, bytes)) = active else {
-            continue;
-        };
-        if digest == host.info().digest || failed_digest.as_deref() == Some(digest.as_str()) {
-            continue;
-        }
         let h = host.clone();
         let swapped = tokio::task::spawn_blocking(move || h.swap(&bytes)).await;
         match swapped {

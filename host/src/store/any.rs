@@ -80,6 +80,14 @@ impl Store for AnyStore {
         each!(self, s => s.policy_active().await)
     }
 
+    async fn policy_active_digest(&self) -> Result<Option<String>, StoreError> {
+        match self {
+            AnyStore::File(s) => s.policy_active_digest().await,
+            // The watch-fed digest: no read of etcd per poll.
+            AnyStore::Etcd(s) => Ok(s.policy_watch().borrow().clone()),
+        }
+    }
+
     async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
         each!(self, s => s.policy_activate(digest).await)
     }

@@ -528,6 +528,13 @@ impl Inner {
         }
     }
 
+    fn policy_active_digest(&self) -> Result<Option<String>, StoreError> {
+        let txn = self.begin_read()?;
+        let meta = tried!(self, txn.open_table(META))?;
+        let digest = tried!(self, meta.get(POLICY_ACTIVE))?;
+        Ok(digest.map(|d| d.value().to_string()))
+    }
+
     fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
         let txn = self.begin_write()?;
         {
@@ -693,6 +700,11 @@ impl Store for FileStore {
 
     async fn policy_active(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         self.blocking(|i| i.policy_active()).await
+    }
+
+    async fn policy_active_digest(&self) -> Result<Option<String>, StoreError> {
+        // One small record; no need for a blocking-pool hop.
+        self.inner.policy_active_digest()
     }
 
     async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {

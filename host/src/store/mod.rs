@@ -130,6 +130,16 @@ pub trait Store: Send + Sync {
         &self,
     ) -> impl Future<Output = Result<Option<(String, Vec<u8>)>, StoreError>> + Send;
 
+    /// The active module's digest alone, for callers that poll for a
+    /// change (`flocker serve`). The default reads the module through
+    /// [`Store::policy_active`]; a store that can answer from its cache or
+    /// one small record should override it.
+    fn policy_active_digest(
+        &self,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        async { Ok(self.policy_active().await?.map(|(digest, _)| digest)) }
+    }
+
     /// Points the active module at an earlier digest; `StoreError::NotFound`
     /// when no module with that digest was pushed.
     fn policy_activate(&self, digest: &str) -> impl Future<Output = Result<(), StoreError>> + Send;

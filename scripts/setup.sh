@@ -1,28 +1,44 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian 12 machine of this kind lacks to build and test
-# flocker. Idempotent: each step is skipped when its tool is already there.
+# Installs what a fresh Debian 12 machine of this kind lacks. Idempotent:
+# each step is skipped when its tool is already there.
+#
+#   scripts/setup.sh build   what building the workspace needs: protoc (for
+#                            the etcd client) and the wasm32 target (for the
+#                            policy module embedded in the flocker binary)
+#   scripts/setup.sh         everything the tests need besides: etcd,
+#                            Go, wasm-bindgen-cli, Python's wasmtime and pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-all}
+
+apt_install() {
+  [ $# -gt 0 ] || return 0
+  echo "setup: apt-get install $*"
+  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
 
 need_apt=()
-command -v etcd >/dev/null || need_apt+=(etcd-server)
-command -v etcdctl >/dev/null || need_apt+=(etcd-client)
 command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
-command -v go >/dev/null || need_apt+=(golang-go)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: apt-get install ${need_apt[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+if [ "$mode" = all ]; then
+  command -v etcd >/dev/null || need_apt+=(etcd-server)
+  command -v etcdctl >/dev/null || need_apt+=(etcd-client)
+  command -v go >/dev/null || need_apt+=(golang-go)
 fi
+apt_install "${need_apt[@]}"
 
 rustup target list --installed | grep -qx wasm32-unknown-unknown \
   || rustup target add wasm32-unknown-unknown
 
-# wasm-bindgen-cli must match the wasm-bindgen crate exactly.
+[ "$mode" = build ] && exit 0
+
+# wasm-bindgen-cli must match the wasm-bindgen crate exactly. (Not --locked:
+# its lock file pins a webpki-roots release the registry no longer serves.)
 wbg_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
 if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wbg_version}\$"; then
   echo "setup: cargo install wasm-bindgen-cli ${wbg_version} (about 6 minutes)"
-  cargo install wasm-bindgen-cli --version "${wbg_version}" --locked --quiet
+  cargo install wasm-bindgen-cli --version "${wbg_version}" --quiet
 fi
 
 python3 -c 'import wasmtime, pytest' 2>/dev/null \

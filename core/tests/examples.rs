@@ -67,3 +67,22 @@ fn the_failure_example_fails_and_the_others_decide() {
         assert_eq!(out.get("error").is_some(), should_fail, "{name}: {out}");
     }
 }
+
+/// The README shows real outputs: each block after an `output-of` marker
+/// must be the recorded output of that example.
+#[test]
+fn readme_outputs_are_the_recorded_ones() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut checked = 0;
+    for (i, _) in readme.match_indices("<!-- output-of: ") {
+        let rest = &readme[i + "<!-- output-of: ".len()..];
+        let file = &rest[..rest.find(" -->").unwrap()];
+        let block = &rest[rest.find("```json\n").unwrap() + 8..];
+        let block = &block[..block.find("\n```").unwrap()];
+        let want = std::fs::read_to_string(root.join(file)).unwrap();
+        assert_eq!(block.trim_end(), want.trim_end(), "README block for {file}");
+        checked += 1;
+    }
+    assert!(checked >= 1, "the README shows no example output");
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every test flocker has, on a fresh machine: installs what is missing, then
+# runs the Rust tests (core rules and properties, host CLI and stores, real
+# etcd, native vs WASM), the JavaScript and Python hosts of the policy
+# module, and the Go client against a real `flocker serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+# The host and etcd tests drive the real flocker binary: build it first.
+cargo build --workspace --all-targets
+cargo test --workspace
+scripts/test-wasm.sh
+scripts/test-host.sh

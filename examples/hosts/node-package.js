@@ -1,0 +1,28 @@
+// A Node host for the npm package flocker-policy (wasm/js, built with
+// wasm-bindgen): a one-shot decision, then the same request on resident state.
+//
+//   node examples/hosts/node-package.js [INPUT.json]
+//
+// prints the decision for a SPEC input read from INPUT.json or stdin.
+'use strict';
+const { readFileSync } = require('node:fs');
+const { decideJson, Snapshot } = require('flocker-policy');
+
+function main() {
+  const input = JSON.parse(readFileSync(process.argv[2] ?? 0, 'utf8'));
+  const output = decideJson(input);
+
+  // Resident state: the cluster loaded once; each decision sends only the request.
+  const { inventory, routes, ...request } = input;
+  const snapshot = new Snapshot({ inventory, routes });
+  try {
+    if (snapshot.decideJson(request) !== output) throw new Error('resident state decided differently');
+  } finally {
+    snapshot.free();
+  }
+  console.log(output);
+  return JSON.parse(output).error ? 1 : 0;
+}
+
+if (require.main === module) process.exitCode = main();
+module.exports = { main };

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the raw-ABI policy module and the npm package, checks the module's
+# size and imports, and runs the Node and Python host tests.
+# Assumes scripts/setup.sh has run (wasm32 target, wasm-bindgen-cli, wasmtime+pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-$PWD/target}
+
+echo "== build flocker_policy.wasm (wasm-release)"
+cargo build --quiet -p flocker-wasm --lib --target wasm32-unknown-unknown --profile wasm-release
+module=$target/wasm32-unknown-unknown/wasm-release/flocker_policy.wasm
+size=$(stat -c %s "$module")
+echo "flocker_policy.wasm: $size bytes ($((size / 1024)) KB; budget 400 KB)"
+if [ "$size" -gt $((400 * 1024)) ]; then
+  echo "test-wasm: the module is over the 400 KB budget" >&2
+  exit 1
+fi
+
+echo "== build the npm package (wasm/js)"
+wasm/js/build.sh
+
+export FLOCKER_POLICY_WASM=$module
+status=0
+echo "== node --test tests/hosts/node"
+node --test tests/hosts/node/ || status=1
+echo "== pytest tests/hosts/python"
+python3 -m pytest -q -p no:cacheprovider tests/hosts/python || status=1
+exit $status

@@ -103,14 +103,24 @@ async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Fa
 
     let conc = args.concurrency.max(1);
     let t = Instant::now();
+    // As `flocker serve` does: one place at a time per process on the
+    // embedded store, concurrent on etcd.
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    let serialize = matches!(*store, AnyStore::File(_));
     let mut tasks = Vec::new();
     for w in 0..conc {
         let store = store.clone();
+        let lock = lock.clone();
         let count = args.count;
         tasks.push(tokio::spawn(async move {
             let mut retries = 0u64;
             for i in (w..count).step_by(conc as usize) {
                 let r = request(run, i);
+                let _serial = if serialize {
+                    Some(lock.lock().await)
+                } else {
+                    None
+                };
                 let p = place::place(&*store, &Native, &r, 64).await?;
                 if !p.saved {
                     return Err(place::PlaceError::Engine(format!(

@@ -79,6 +79,11 @@ struct App {
     policy: Option<Arc<PolicyHost>>,
     metrics: Metrics,
     retries: u32,
+    /// On the embedded store, places in this process run one at a time:
+    /// redb serializes write transactions anyway, and deciding on state a
+    /// concurrent place is about to change only buys a conflict and a
+    /// retry. On etcd, places run concurrently and conflicts are retried.
+    place_lock: Option<tokio::sync::Mutex<()>>,
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -118,6 +123,10 @@ async fn v1_place(State(app): State<Arc<App>>, body: Bytes) -> Response {
                 host_error("invalid_body", &e.to_string()),
             );
         }
+    };
+    let _serial = match &app.place_lock {
+        Some(lock) => Some(lock.lock().await),
+        None => None,
     };
     match place::place(&app.store, &app.engine, &request, app.retries).await {
         Ok(p) => {
@@ -359,7 +368,9 @@ pub async fn run(args: ServeArgs) -> Result<i32, Failure> {
     let addr = listener
         .local_addr()
         .map_err(|e| Failure::failed(e.to_string()))?;
+    let place_lock = matches!(store, AnyStore::File(_)).then(|| tokio::sync::Mutex::new(()));
     let app = Arc::new(App {
+        place_lock,
         store,
         store_url: args.store.store.clone(),
         engine,

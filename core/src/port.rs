@@ -77,7 +77,7 @@ impl PartialOrd for Port {
 /// What a port binding asks of the host side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostPortRequest {
-    /// No `HostPort`, or an empty one: the engine picks from the server's range.
+    /// No `HostPort`, an empty one or `0`: the engine picks from the server's range.
     Any,
     /// `HostPort` `"8080"` or a range `"8000-8010"`, inclusive.
     Explicit(u16, u16),
@@ -86,7 +86,8 @@ pub enum HostPortRequest {
 impl HostPortRequest {
     pub fn parse(s: &str, path: &str) -> Result<HostPortRequest, DecisionError> {
         let s = s.trim();
-        if s.is_empty() {
+        // Docker reads an empty host port, and port 0, as "any free port".
+        if s.is_empty() || s == "0" {
             return Ok(HostPortRequest::Any);
         }
         let bad = || {

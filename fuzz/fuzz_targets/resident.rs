@@ -7,7 +7,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.split(|b| *b == 0);
-    let (Some(snapshot), Some(changes), Some(request)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(snapshot), Some(changes), Some(request)) = (parts.next(), parts.next(), parts.next())
+    else {
         return;
     };
     let Ok(snapshot) = serde_json::from_slice::<serde_json::Value>(snapshot) else {
@@ -20,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = cluster.apply(&changes);
     }
     let out = cluster.decide_json(request);
-    let reloaded = flocker_core::Cluster::from_snapshot(&cluster.to_snapshot()).expect("own snapshot loads");
+    let reloaded =
+        flocker_core::Cluster::from_snapshot(&cluster.to_snapshot()).expect("own snapshot loads");
     assert_eq!(out, reloaded.decide_json(request));
 });

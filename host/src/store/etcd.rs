@@ -217,12 +217,177 @@ struct Status {
 }
 
 struct Cache {
+    /// What etcd holds, plus the routes of this store's saves in flight
+    /// (see [`Pending`]).
     cluster: Arc<Cluster>,
     /// `mod_revision` of each route key, for the name compare.
     route_revs: HashMap<String, i64>,
     active_policy: Option<String>,
     /// Keys whose records could not be read, with the reason.
     corrupt: BTreeMap<String, String>,
+    /// Saves in flight, by id.
+    pending: BTreeMap<u64, Pending>,
+    next_pending: u64,
+}
+
+/// A save in flight. Its route is shown in the cached cluster from just
+/// before its transaction until the watch brings the outcome back, so that
+/// concurrent decisions of this host count it (its host ports, its load)
+/// instead of all choosing the same port and losing to each other. What
+/// the overlay hides of etcd's records is kept here, updated by the watch,
+/// and put back when the save ends. Only decisions see the overlay: saves
+/// compare against etcd's records, and [`Store::changes`] carries etcd's
+/// changes only.
+struct Pending {
+    route: Route,
+    /// None when the overlay was not applied (the name was live already);
+    /// else etcd's record of the name, which the overlay hides.
+    hidden_route: Option<Option<Route>>,
+    /// Volume claims the overlay made, with etcd's claim they hide.
+    hidden_volumes: Vec<(String, Option<String>)>,
+}
+
+impl Cache {
+    fn new() -> Cache {
+        Cache {
+            cluster: Arc::new(Cluster::new()),
+            route_revs: HashMap::new(),
+            active_policy: None,
+            corrupt: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_pending: 0,
+        }
+    }
+
+    /// etcd's record of a route, seen through any overlay.
+    fn stored_route(&self, name: &str) -> Option<&Route> {
+        for p in self.pending.values() {
+            if let (true, Some(hidden)) = (p.route.name == name, &p.hidden_route) {
+                return hidden.as_ref();
+            }
+        }
+        self.cluster.route(name)
+    }
+
+    /// etcd's claim of a volume, seen through any overlay.
+    fn stored_volume(&self, volume: &str) -> Option<&str> {
+        for p in self.pending.values() {
+            if let Some((_, hidden)) = p.hidden_volumes.iter().find(|(v, _)| v == volume) {
+                return hidden.as_deref();
+            }
+        }
+        self.cluster.volume_server(volume)
+    }
+
+    /// Shows a save in flight in the cluster; returns its id.
+    fn add_pending(&mut self, route: &Route) -> u64 {
+        let id = self.next_pending;
+        self.next_pending += 1;
+        let mut pending = Pending {
+            route: route.clone(),
+            hidden_route: None,
+            hidden_volumes: Vec::new(),
+        };
+        if route.is_live() {
+            overlay(Arc::make_mut(&mut self.cluster), &mut pending);
+        }
+        self.pending.insert(id, pending);
+        id
+    }
+
+    /// A save ended (saved, lost or failed): put back what its overlay hid.
+    fn end_pending(&mut self, id: u64) {
+        if let Some(p) = self.pending.remove(&id) {
+            unoverlay(Arc::make_mut(&mut self.cluster), p);
+        }
+    }
+
+    /// Applies one of etcd's changes: to the cluster, and to what overlays hide.
+    fn apply_stored(&mut self, change: &Change) {
+        for p in self.pending.values_mut() {
+            match change {
+                Change::SaveRoute(r) if r.name == p.route.name && p.hidden_route.is_some() => {
+                    p.hidden_route = Some(Some(r.clone()));
+                }
+                Change::DeleteRoute { name }
+                    if *name == p.route.name && p.hidden_route.is_some() =>
+                {
+                    p.hidden_route = Some(None);
+                }
+                Change::ClaimVolume { volume, server } => {
+                    for (v, hidden) in p.hidden_volumes.iter_mut() {
+                        if v == volume {
+                            *hidden = Some(server.clone());
+                        }
+                    }
+                }
+                Change::ReleaseVolume { volume } => {
+                    for (v, hidden) in p.hidden_volumes.iter_mut() {
+                        if v == volume {
+                            *hidden = None;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Arc::make_mut(&mut self.cluster).apply_change(change.clone());
+    }
+}
+
+fn overlay(cluster: &mut Cluster, p: &mut Pending) {
+    let route = &p.route;
+    if cluster.live_route(&route.name).is_some() {
+        return;
+    }
+    p.hidden_route = Some(cluster.route(&route.name).cloned());
+    for v in named_volumes(route) {
+        if cluster.volume_server(v).is_none() {
+            p.hidden_volumes.push((v.to_string(), None));
+            cluster.apply_change(Change::ClaimVolume {
+                volume: v.to_string(),
+                server: route.server.clone(),
+            });
+        }
+    }
+    cluster.apply_change(Change::SaveRoute(route.clone()));
+}
+
+fn unoverlay(cluster: &mut Cluster, p: Pending) {
+    let Some(hidden) = p.hidden_route else {
+        return;
+    };
+    let route = p.route;
+    match hidden {
+        Some(r) => cluster.apply_change(Change::SaveRoute(r)),
+        None => cluster.apply_change(Change::DeleteRoute {
+            name: route.name.clone(),
+        }),
+    }
+    for (volume, hidden) in p.hidden_volumes {
+        cluster.apply_change(match hidden {
+            Some(server) => Change::ClaimVolume { volume, server },
+            None => Change::ReleaseVolume { volume },
+        });
+    }
+    // A server's used ports are a set: taking the overlay out freed its
+    // ports even where another live route (etcd's, or another overlay)
+    // holds one too. Those routes are saved again to put them back.
+    let holders: Vec<Route> = cluster
+        .routes()
+        .filter(|r| {
+            r.is_live()
+                && r.server == route.server
+                && r.name != route.name
+                && r.ports
+                    .iter()
+                    .any(|(_, h)| route.ports.iter().any(|(_, o)| o == h))
+        })
+        .cloned()
+        .collect();
+    for r in holders {
+        cluster.apply_change(Change::SaveRoute(r));
+    }
 }
 
 struct Shared {
@@ -622,12 +787,7 @@ async fn load(members: &Members, keys: &Keys) -> Result<Snapshot, StoreError> {
     let (resp, _) = members.txn("read state", txn).await?;
     let revision = header_revision(&resp);
     let mut cluster = Cluster::new();
-    let mut cache = Cache {
-        cluster: Arc::new(Cluster::new()),
-        route_revs: HashMap::new(),
-        active_policy: None,
-        corrupt: BTreeMap::new(),
-    };
+    let mut cache = Cache::new();
     for kvs in txn_gets(&resp) {
         for item in &kvs {
             if let Some(change) = read_put(keys, item, &mut cache) {
@@ -761,8 +921,32 @@ fn diff(old: &Cluster, new: &Cluster) -> Vec<Change> {
 fn install(shared: &Shared, snapshot: Snapshot) {
     let changes = {
         let mut cache = shared.write();
-        let changes = diff(&cache.cluster, &snapshot.cache.cluster);
+        // Receivers follow etcd's records: diff without the overlays.
+        let pending = std::mem::take(&mut cache.pending);
+        let mut stored = (*cache.cluster).clone();
+        for p in pending.values().rev() {
+            unoverlay(
+                &mut stored,
+                Pending {
+                    route: p.route.clone(),
+                    hidden_route: p.hidden_route.clone(),
+                    hidden_volumes: p.hidden_volumes.clone(),
+                },
+            );
+        }
+        let changes = diff(&stored, &snapshot.cache.cluster);
+        let next_pending = cache.next_pending;
         *cache = snapshot.cache;
+        cache.next_pending = next_pending;
+        for (id, p) in pending {
+            let mut again = Pending {
+                route: p.route,
+                hidden_route: None,
+                hidden_volumes: Vec::new(),
+            };
+            overlay(Arc::make_mut(&mut cache.cluster), &mut again);
+            cache.pending.insert(id, again);
+        }
         changes
     };
     for c in changes {
@@ -922,11 +1106,8 @@ async fn watch_once(
                     changes.push(c);
                 }
             }
-            if !changes.is_empty() {
-                let cluster = Arc::make_mut(&mut cache.cluster);
-                for c in &changes {
-                    cluster.apply_change(c.clone());
-                }
+            for c in &changes {
+                cache.apply_stored(c);
             }
         }
         for c in changes {
@@ -938,6 +1119,18 @@ async fn watch_once(
         }
         *revision = last;
         shared.status.send_modify(|s| s.revision = last);
+    }
+}
+
+/// Ends a save's overlay however the save ends, cancellation included.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.shared.write().end_pending(self.id);
     }
 }
 
@@ -963,7 +1156,7 @@ impl EtcdStore {
         let mut compares = Vec::new();
         let mut puts = Vec::new();
         let mut checks = Vec::new();
-        let seen = match cache.cluster.route(name) {
+        let seen = match cache.stored_route(name) {
             Some(r) if r.is_live() => {
                 return Err(Saved::Conflict(format!(
                     "name {name} is in use: live on {}",
@@ -990,7 +1183,7 @@ impl EtcdStore {
         checks.push(Check::Name(seen));
         for v in named_volumes(route) {
             let key = self.keys.volume(v);
-            match cache.cluster.volume_server(v) {
+            match cache.stored_volume(v) {
                 Some(s) if s == route.server => {
                     compares.push(Compare::value(key, CompareOp::Equal, s));
                 }
@@ -1209,11 +1402,18 @@ impl Store for EtcdStore {
             .and_then(plan.puts)
             .or_else(reads);
         let route_json = route.to_value().to_string();
+        let in_flight = InFlight {
+            shared: &self.shared,
+            id: self.shared.write().add_pending(route),
+        };
         let (resp, maybe) = self.members.txn("save decision", txn).await?;
         if resp.succeeded() {
+            // The overlay stays until the watch has brought the route.
             self.settle(header_revision(&resp)).await;
+            drop(in_flight);
             return Ok(Saved::Saved);
         }
+        drop(in_flight);
         let found = txn_gets(&resp);
         let newest = found
             .iter()
@@ -1508,5 +1708,77 @@ mod tests {
             c.apply_change(change);
         }
         assert_eq!(c.to_snapshot(), new.to_snapshot());
+    }
+
+    fn next_port_on_n1(c: &Cluster) -> u64 {
+        let d = c
+            .decide(&json!({"name": "probe.1", "container": {"Image": "x",
+                "Env": ["VIKING_SERVER=n1"], "ExposedPorts": {"80/tcp": {}}}}))
+            .unwrap();
+        d.to_value()["route"]["ports"]["80/tcp"].as_u64().unwrap()
+    }
+
+    fn live(name: &str, port: u16, volumes: &[&str]) -> Route {
+        Route::from_value(
+            &json!({"name": name, "server": "n1", "ports": {"80/tcp": port}, "volumes": volumes}),
+            None,
+            "r",
+        )
+        .unwrap()
+    }
+
+    fn base() -> Cluster {
+        Cluster::from_snapshot(&json!({
+            "inventory": [{"hostname": "n1", "address": "a"}, {"hostname": "n2", "address": "b"}],
+            "routes": {"containers": {"a.1": {"server": "n1", "ports": {"80/tcp": 20000}}},
+                       "volumes": {"pg": "n2"}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_save_in_flight_is_seen_by_decisions_and_comes_off_exactly() {
+        let mut cache = Cache::new();
+        cache.cluster = Arc::new(base());
+        assert_eq!(next_port_on_n1(&cache.cluster), 20001);
+        let b = live("b.1", 20001, &["data:/d"]);
+        let id = cache.add_pending(&b);
+        assert_eq!(next_port_on_n1(&cache.cluster), 20002);
+        assert_eq!(cache.cluster.volume_server("data"), Some("n1"));
+        assert_eq!(cache.stored_route("b.1"), None);
+        assert_eq!(cache.stored_volume("data"), None);
+        // Meanwhile another host took port 20001: this save loses.
+        let c = live("c.1", 20001, &[]);
+        cache.apply_stored(&Change::SaveRoute(c.clone()));
+        cache.end_pending(id);
+        let mut want = base();
+        want.apply_change(Change::SaveRoute(c));
+        assert_eq!(cache.cluster.to_snapshot(), want.to_snapshot());
+        // c.1 still holds 20001 although the overlay held it too.
+        assert_eq!(next_port_on_n1(&cache.cluster), 20002);
+    }
+
+    #[test]
+    fn a_saved_overlay_gives_way_to_the_watched_record() {
+        let mut cache = Cache::new();
+        cache.cluster = Arc::new(base());
+        let b = live("b.1", 20001, &["data:/d"]);
+        let id = cache.add_pending(&b);
+        // The watch brings the save back before it ends.
+        cache.apply_stored(&Change::ClaimVolume {
+            volume: "data".into(),
+            server: "n1".into(),
+        });
+        cache.apply_stored(&Change::SaveRoute(b.clone()));
+        assert_eq!(cache.stored_route("b.1"), Some(&b));
+        cache.end_pending(id);
+        let mut want = base();
+        want.apply_change(Change::ClaimVolume {
+            volume: "data".into(),
+            server: "n1".into(),
+        });
+        want.apply_change(Change::SaveRoute(b));
+        assert_eq!(cache.cluster.to_snapshot(), want.to_snapshot());
+        assert_eq!(next_port_on_n1(&cache.cluster), 20002);
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! One etcd member (Debian's etcd 3.4, default settings: fsync on) on
 //! loopback, started by the test harness on a temporary data directory.
-//! For each concurrency (1 and 4 tasks) it runs, in this order:
+//! For 1 task, 4 tasks sharing one store (one host serving 4 requests at
+//! once), and 4 tasks on 4 stores (4 hosts, each its own connection and
+//! cache, racing for the same ports), it runs, in this order:
 //!
 //! 1. **raw**: `N` etcd transactions shaped like a save: compare the name
 //!    key and one port key absent, put the route record (a real route's
@@ -18,6 +20,8 @@
 //!    for the watch to bring the write back into the cache, re-decide on
 //!    conflict.
 //! 3. **raw** again, so that drift in the machine's speed shows.
+//!
+//! The raw runs use as many concurrent transactions as the place run has tasks.
 //!
 //! Prints a Markdown table (for docs/PERFORMANCE.md) and one JSON line per
 //! row. Not a test: nothing is asserted.
@@ -33,6 +37,7 @@ use serde_json::json;
 
 struct Run {
     what: &'static str,
+    hosts: usize,
     concurrency: usize,
     count: usize,
     secs: f64,
@@ -104,6 +109,7 @@ async fn raw(etcd: &Etcd, prefix: &str, count: usize, concurrency: usize, server
     }
     Run {
         what: "raw etcd txn",
+        hosts: 1,
         concurrency,
         count,
         secs: start.elapsed().as_secs_f64(),
@@ -111,21 +117,33 @@ async fn raw(etcd: &Etcd, prefix: &str, count: usize, concurrency: usize, server
     }
 }
 
+/// `concurrency` tasks placing `count` containers; `hosts` stores (each
+/// its own connection and cache, like separate processes) share the tasks.
 async fn places(
     etcd: &Etcd,
     prefix: &str,
     count: usize,
     concurrency: usize,
+    hosts: usize,
     servers_n: usize,
 ) -> Run {
-    let mut cfg = config(etcd.endpoints(), prefix);
-    cfg.request_timeout = Duration::from_secs(10);
-    let store = Arc::new(EtcdStore::connect(cfg).await.expect("connect"));
-    store.put_servers(&servers(servers_n)).await.expect("seed");
+    let mut stores = Vec::new();
+    for _ in 0..hosts {
+        let mut cfg = config(etcd.endpoints(), prefix);
+        cfg.request_timeout = Duration::from_secs(10);
+        stores.push(Arc::new(EtcdStore::connect(cfg).await.expect("connect")));
+    }
+    stores[0]
+        .put_servers(&servers(servers_n))
+        .await
+        .expect("seed");
+    for s in &stores {
+        s.wait_for_revision(stores[0].revision()).await;
+    }
     let start = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..concurrency {
-        let store = store.clone();
+        let store = stores[t % hosts].clone();
         tasks.push(tokio::spawn(async move {
             let mut retries = 0u64;
             for i in (t..count).step_by(concurrency) {
@@ -143,7 +161,12 @@ async fn places(
         retries += t.await.expect("place task");
     }
     Run {
-        what: "place (decide + save + cache)",
+        what: if hosts == 1 {
+            "place (decide + save + cache)"
+        } else {
+            "place, one task per host"
+        },
+        hosts,
         concurrency,
         count,
         secs: start.elapsed().as_secs_f64(),
@@ -163,21 +186,23 @@ fn main() {
     let etcd = Etcd::start();
     let runs = rt.block_on(async {
         let mut runs = Vec::new();
-        for c in [1usize, 4] {
-            let r1 = raw(&etcd, &format!("/raw{c}a"), count, c, servers_n).await;
-            let p = places(&etcd, &format!("/place{c}"), count, c, servers_n).await;
-            let r2 = raw(&etcd, &format!("/raw{c}b"), count, c, servers_n).await;
+        for (c, hosts) in [(1usize, 1usize), (4, 1), (4, 4)] {
+            let tag = format!("{c}x{hosts}");
+            let r1 = raw(&etcd, &format!("/raw{tag}a"), count, c, servers_n).await;
+            let p = places(&etcd, &format!("/place{tag}"), count, c, hosts, servers_n).await;
+            let r2 = raw(&etcd, &format!("/raw{tag}b"), count, c, servers_n).await;
             runs.push((r1, p, r2));
         }
         runs
     });
-    println!("| concurrency | raw txn/s (before) | place/s | raw txn/s (after) | place / raw | place retries |");
-    println!("|---|---|---|---|---|---|");
+    println!("| concurrency | hosts | raw txn/s (before) | place/s | raw txn/s (after) | place / raw | place retries |");
+    println!("|---|---|---|---|---|---|---|");
     for (r1, p, r2) in &runs {
         let raw_mean = (r1.rate() + r2.rate()) / 2.0;
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.0}% | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0}% | {} |",
             p.concurrency,
+            p.hosts,
             r1.rate(),
             p.rate(),
             r2.rate(),
@@ -189,7 +214,7 @@ fn main() {
         for r in [r1, p, r2] {
             println!(
                 "{}",
-                json!({"what": r.what, "concurrency": r.concurrency, "count": r.count,
+                json!({"what": r.what, "concurrency": r.concurrency, "hosts": r.hosts, "count": r.count,
                        "seconds": r.secs, "per_second": r.rate(), "retries": r.retries})
             );
         }

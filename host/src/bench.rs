@@ -5,8 +5,11 @@
 //! port, from `--concurrency` tasks. Against the embedded store the default
 //! is a scratch file in a temporary directory, removed afterwards; with
 //! `--store` it writes into that store (use a scratch one). Prints one JSON
-//! line: store, count, seconds, places per second, retries, and the rate of
-//! deciding alone on the same state (no save), which shows what the save costs.
+//! line: store, count, seconds, places per second, retries, the rate of
+//! deciding alone on the same state (no save), and on the embedded store
+//! the rate of bare redb write transactions of about the same size in a
+//! scratch file beside it, measured in alternating rounds with the places
+//! (`raw_transactions_per_second`, `place_to_raw`): what the disk allows.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -102,19 +105,73 @@ async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Fa
     drop(cluster);
 
     let conc = args.concurrency.max(1);
-    let t = Instant::now();
+    // On the embedded store, the same number of bare redb write
+    // transactions (a route-sized record and a port claim, committed the
+    // same way) in a scratch file beside it: the raw rate `place` is
+    // measured against. Places and raw transactions alternate in ten
+    // rounds, so that a change in disk load hits both alike.
+    let mut raw = match url {
+        StoreUrl::File(path) => Some(RawFile::open(path.with_extension("raw.redb"))?),
+        StoreUrl::Etcd { .. } => None,
+    };
+    let rounds = 10u32.min(args.count.max(1));
+    let (mut place_secs, mut raw_secs, mut retries) = (0.0, 0.0, 0u64);
+    for round in 0..rounds {
+        let from = args.count * round / rounds;
+        let to = args.count * (round + 1) / rounds;
+        let t = Instant::now();
+        retries += place_range(&store, run, from, to, conc).await?;
+        place_secs += t.elapsed().as_secs_f64();
+        if let Some(r) = raw.take() {
+            let (r, took) = tokio::task::spawn_blocking(move || {
+                let t = Instant::now();
+                let res = r.write(from, to);
+                (r, res.map(|_| t.elapsed().as_secs_f64()))
+            })
+            .await
+            .map_err(|e| Failure::failed(e.to_string()))?;
+            raw_secs += took?;
+            raw = Some(r);
+        }
+    }
+    if let Some(r) = raw {
+        r.remove();
+    }
+    let secs = place_secs;
+    let raw_rate = (raw_secs > 0.0).then(|| (f64::from(args.count) / raw_secs).round());
+    Ok(json!({
+        "store": url.to_string(),
+        "servers": args.servers,
+        "count": args.count,
+        "concurrency": conc,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+        "places_per_second": (f64::from(args.count) / secs).round(),
+        "retries": retries,
+        "decides_per_second": decide_rate.round(),
+        "raw_transactions_per_second": raw_rate,
+        "place_to_raw": raw_rate.map(|r| ((f64::from(args.count) / secs) / r * 100.0).round() / 100.0),
+    }))
+}
+
+/// Places requests `from..to` from `conc` tasks; returns the retries.
+async fn place_range(
+    store: &Arc<AnyStore>,
+    run: u32,
+    from: u32,
+    to: u32,
+    conc: u32,
+) -> Result<u64, Failure> {
     // As `flocker serve` does: one place at a time per process on the
     // embedded store, concurrent on etcd.
     let lock = Arc::new(tokio::sync::Mutex::new(()));
-    let serialize = matches!(*store, AnyStore::File(_));
+    let serialize = matches!(**store, AnyStore::File(_));
     let mut tasks = Vec::new();
     for w in 0..conc {
         let store = store.clone();
         let lock = lock.clone();
-        let count = args.count;
         tasks.push(tokio::spawn(async move {
             let mut retries = 0u64;
-            for i in (w..count).step_by(conc as usize) {
+            for i in (from + w..to).step_by(conc as usize) {
                 let r = request(run, i);
                 let _serial = if serialize {
                     Some(lock.lock().await)
@@ -137,17 +194,53 @@ async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Fa
     for t in tasks {
         retries += t.await.map_err(|e| Failure::failed(e.to_string()))??;
     }
-    let secs = t.elapsed().as_secs_f64();
-    Ok(json!({
-        "store": url.to_string(),
-        "servers": args.servers,
-        "count": args.count,
-        "concurrency": conc,
-        "seconds": (secs * 1000.0).round() / 1000.0,
-        "places_per_second": (f64::from(args.count) / secs).round(),
-        "retries": retries,
-        "decides_per_second": decide_rate.round(),
-    }))
+    Ok(retries)
+}
+
+/// A scratch redb file written the way the embedded store writes.
+struct RawFile {
+    db: redb::Database,
+    path: std::path::PathBuf,
+}
+
+const RAW: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("raw");
+
+impl RawFile {
+    fn open(path: std::path::PathBuf) -> Result<RawFile, Failure> {
+        let err = |e: &dyn std::fmt::Display| Failure::failed(format!("{}: {e}", path.display()));
+        let db = redb::Builder::new()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .create(&path)
+            .map_err(|e| err(&e))?;
+        Ok(RawFile { db, path })
+    }
+
+    /// One transaction per `i`: a route-sized record and a port claim.
+    fn write(&self, from: u32, to: u32) -> Result<(), Failure> {
+        let err =
+            |e: &dyn std::fmt::Display| Failure::failed(format!("{}: {e}", self.path.display()));
+        for i in from..to {
+            let txn = self.db.begin_write().map_err(|e| err(&e))?;
+            {
+                let mut t = txn.open_table(RAW).map_err(|e| err(&e))?;
+                let name = format!("raw.{i}");
+                let record = request(0, i).to_string();
+                t.insert(name.as_str(), record.as_str())
+                    .map_err(|e| err(&e))?;
+                let port = format!("n/{i}");
+                t.insert(port.as_str(), name.as_str())
+                    .map_err(|e| err(&e))?;
+            }
+            txn.commit().map_err(|e| err(&e))?;
+        }
+        Ok(())
+    }
+
+    fn remove(self) {
+        let path = self.path.clone();
+        drop(self);
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The bench request number `i` of run `run`: a named container publishing one port.

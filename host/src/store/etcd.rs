@@ -43,7 +43,10 @@
 //! returns `Conflict`, the store waits until its cache has applied those
 //! keys' revisions, so the caller's re-decision sees them. After a
 //! successful write it likewise waits for its own write to reach the cache,
-//! so a host's next decision sees its previous one.
+//! so a host's next decision sees its previous one. While a save is in
+//! flight its route is shown in the cached cluster (not in etcd's records
+//! the saves compare against, nor in [`Store::changes`]), so that the
+//! host's concurrent decisions take other ports instead of losing to it.
 //!
 //! # Members and failures
 //!

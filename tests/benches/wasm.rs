@@ -1,0 +1,230 @@
+//! Native engine vs the policy module in wasmtime, on 1,000 servers with
+//! route tables of 10^3 to 10^6 routes and a typical request (2 links, 1
+//! named volume, 2 exposed ports). Numbers go in docs/PERFORMANCE.md, "WASM".
+//!
+//! - `resident_*`: a decision against state loaded once (warm instance).
+//! - `one_shot_*`: the SPEC entry point, the whole cluster parsed per call
+//!   (a fresh instance per call in wasm, as `Policy::decide` does).
+//! - `load_*`: loading the snapshot; `apply_*`: applying one change.
+//!
+//! The costliest cases (loads and one-shot at 10^6, one-shot wasm at 10^6)
+//! are timed a few times outside criterion and printed, to keep the run
+//! short: `FLOCKER_BENCH_MAX` (default 1000000) caps the route counts.
+//!
+//!     cargo bench -p flocker-tests --bench wasm
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use flocker_core::{Change, Cluster, Route, Server};
+use flocker_host::policy::{Limits, Policy, Resident, Runtime, DEFAULT_MODULE};
+use serde_json::{json, Value};
+
+const SERVERS: usize = 1000;
+
+fn server(i: usize) -> Server {
+    let v = json!({"hostname": format!("s{i:04}"), "address": format!("10.0.{}.{}", i / 256, i % 256),
+                   "max_containers": 100_000});
+    Server::from_value(&v, "bench").expect("server record")
+}
+
+/// Route `r`: spread over the servers, one host port each, services of
+/// about 2,000 members (plus the `auth` group and the `db.3` container the
+/// request links to), one in ten removed.
+fn route(r: usize) -> Route {
+    let s = r % SERVERS;
+    let service = match r {
+        0..=2 => "auth".to_string(),
+        3 => "db".to_string(),
+        _ => format!("svc{}", r % 500),
+    };
+    let v = json!({"name": format!("{service}.{r}"), "service": service, "server": format!("s{s:04}"),
+                   "address": format!("10.0.{}.{}", s / 256, s % 256),
+                   "ports": {"80/tcp": 20000 + r / SERVERS}, "env": ["PASSWORD=x", "PATH=/bin"],
+                   "volumes": [], "state": if r % 10 == 9 { "removed" } else { "live" }});
+    Route::from_value(&v, None, "bench").expect("route record")
+}
+
+fn cluster(routes: usize) -> Cluster {
+    let mut c = Cluster::new();
+    for i in 0..SERVERS {
+        c.apply_change(Change::UpsertServer(server(i)));
+    }
+    for r in 0..routes {
+        c.apply_change(Change::SaveRoute(route(r)));
+    }
+    c.apply_change(Change::ClaimVolume {
+        volume: "other".into(),
+        server: "s0000".into(),
+    });
+    c
+}
+
+fn request() -> Value {
+    json!({
+        "name": "myapp.7",
+        "container": {"Image": "acme/myapp", "Env": ["A=1"], "ExposedPorts": {"8080/tcp": {}},
+            "HostConfig": {"Links": ["auth", "db.3:db"], "Binds": ["appdata:/data"],
+                           "PortBindings": {"9090/tcp": [{"HostIp": "", "HostPort": ""}]}}},
+        "image": {"Config": {"Env": ["PATH=/bin"], "ExposedPorts": {"8080/tcp": {}}}}
+    })
+}
+
+fn full_input(c: &Cluster) -> Vec<u8> {
+    let mut input = request();
+    let snap = c.to_snapshot();
+    input["inventory"] = snap["inventory"].clone();
+    input["routes"] = snap["routes"].clone();
+    serde_json::to_vec(&input).expect("input JSON")
+}
+
+fn policy() -> Policy {
+    let limits = Limits {
+        deadline: Duration::from_secs(30),
+        memory_bytes: 4 << 30,
+        resident_memory_bytes: 4 << 30,
+        load_deadline: Duration::from_secs(60),
+    };
+    // FLOCKER_BENCH_MODULE=path.wasm measures another build of the module.
+    let module = match std::env::var_os("FLOCKER_BENCH_MODULE") {
+        Some(path) => std::fs::read(path).expect("FLOCKER_BENCH_MODULE is readable"),
+        None => DEFAULT_MODULE.to_vec(),
+    };
+    Runtime::new(limits)
+        .and_then(|r| r.load(&module))
+        .expect("policy module")
+}
+
+/// Mean of `n` timed runs of `f`, printed as a line criterion does not make.
+fn timed<T>(label: &str, n: u32, mut f: impl FnMut() -> T) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(f());
+    }
+    let mean = start.elapsed() / n;
+    println!("{label:<44} time: {mean:.3?} (mean of {n} runs, outside criterion)");
+    mean
+}
+
+fn bench(c: &mut Criterion) {
+    let max: usize = std::env::var("FLOCKER_BENCH_MAX")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let policy = policy();
+    let req = serde_json::to_vec(&request()).expect("request JSON");
+    let mut group = c.benchmark_group("wasm");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+
+    for n in [1_000usize, 10_000, 100_000, 1_000_000] {
+        if n > max {
+            break;
+        }
+        let mut native = cluster(n);
+        let t = Instant::now();
+        let mut resident = Resident::load(&policy, &native).expect("resident load");
+        let load_wasm = t.elapsed();
+        println!(
+            "wasm/load_wasm/{n:<34} time: {load_wasm:.3?} (one run; module memory {} MiB)",
+            resident.memory_size() >> 20
+        );
+        let native_out = native.decide_json(&req);
+        assert!(
+            native_out.starts_with("{\"server\""),
+            "the request must decide: {native_out}"
+        );
+        assert_eq!(resident.decide(&req).expect("wasm decides"), native_out);
+
+        group.bench_with_input(BenchmarkId::new("resident_native", n), &req, |b, req| {
+            b.iter(|| native.decide_json(req))
+        });
+        group.bench_with_input(BenchmarkId::new("resident_wasm", n), &req, |b, req| {
+            b.iter(|| resident.decide(req).expect("wasm decides"))
+        });
+
+        // One change, alternating so that the state does not grow: save a
+        // new live route, then delete it.
+        let extra = route(n + 7);
+        let save = Change::SaveRoute(extra.clone());
+        let delete = Change::DeleteRoute {
+            name: extra.name.clone(),
+        };
+        let mut k = 0u64;
+        group.bench_function(BenchmarkId::new("apply_native", n), |b| {
+            b.iter(|| {
+                k += 1;
+                native.apply_change(if k % 2 == 1 {
+                    save.clone()
+                } else {
+                    delete.clone()
+                })
+            })
+        });
+        native.apply_change(delete.clone());
+        group.bench_function(BenchmarkId::new("apply_wasm", n), |b| {
+            b.iter(|| {
+                k += 1;
+                let c = if k % 2 == 1 { &save } else { &delete };
+                resident
+                    .apply(std::slice::from_ref(c))
+                    .expect("wasm applies")
+            })
+        });
+        resident
+            .apply(std::slice::from_ref(&delete))
+            .expect("wasm applies");
+
+        let input = full_input(&native);
+        assert_eq!(
+            flocker_core::decide_json(&input),
+            native_out,
+            "one-shot and resident agree"
+        );
+        let snapshot = serde_json::to_vec(&native.to_snapshot()).expect("snapshot JSON");
+        if n <= 100_000 {
+            group.bench_with_input(
+                BenchmarkId::new("one_shot_native", n),
+                &input,
+                |b, input| b.iter(|| flocker_core::decide_json(input)),
+            );
+            group.bench_with_input(BenchmarkId::new("one_shot_wasm", n), &input, |b, input| {
+                b.iter(|| policy.decide(input).expect("wasm decides"))
+            });
+            group.bench_with_input(BenchmarkId::new("load_native", n), &snapshot, |b, s| {
+                b.iter(|| {
+                    flocker_core::parse(s)
+                        .and_then(|v| Cluster::from_snapshot(&v))
+                        .expect("loads")
+                })
+            });
+        } else {
+            timed(&format!("wasm/one_shot_native/{n}"), 3, || {
+                flocker_core::decide_json(&input)
+            });
+            timed(&format!("wasm/load_native/{n}"), 3, || {
+                flocker_core::parse(&snapshot).and_then(|v| Cluster::from_snapshot(&v))
+            });
+            match policy.decide(&input) {
+                Ok(out) => {
+                    assert_eq!(out, native_out);
+                    timed(&format!("wasm/one_shot_wasm/{n}"), 2, || {
+                        policy.decide(&input)
+                    });
+                }
+                Err(e) => println!("wasm/one_shot_wasm/{n:<30} not measured: {e}"),
+            }
+        }
+        println!(
+            "wasm/input_bytes/{n:<33} one-shot input {} MiB, snapshot {} MiB",
+            input.len() >> 20,
+            snapshot.len() >> 20
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -10,6 +10,25 @@ pub const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// Error kinds counted under their own label; anything else (a custom
+/// policy module may answer any kind) is counted as `other`, so a module
+/// cannot grow the label set without bound.
+pub const KNOWN_KINDS: &[&str] = &[
+    "invalid_request",
+    "invalid_name",
+    "name_in_use",
+    "unknown_server",
+    "unknown_container",
+    "unknown_link",
+    "conflicting_pins",
+    "pinned_server_unavailable",
+    "no_eligible_server",
+    "invalid_body",
+    "store_unavailable",
+    "save_conflict",
+    "policy_failed",
+];
+
 #[derive(Default)]
 struct Inner {
     /// (endpoint, outcome) -> count; outcome is `decision` or `error`.
@@ -46,6 +65,7 @@ impl Metrics {
                 .entry((endpoint.to_string(), outcome.to_string()))
                 .or_insert(0) += 1;
             if let Some(k) = kind {
+                let k = if KNOWN_KINDS.contains(&k) { k } else { "other" };
                 *m.errors
                     .entry((endpoint.to_string(), k.to_string()))
                     .or_insert(0) += 1;
@@ -152,13 +172,14 @@ mod tests {
         let m = Metrics::default();
         m.observe("place", None, Duration::from_micros(700));
         m.observe("place", Some("name_in_use"), Duration::from_millis(30));
+        m.observe("place", Some("made\"up\nkind"), Duration::from_millis(30));
         let text = m.render();
         assert!(
             text.contains("flocker_decision_seconds_bucket{endpoint=\"place\",le=\"0.001\"} 1"),
             "{text}"
         );
         assert!(
-            text.contains("flocker_decision_seconds_bucket{endpoint=\"place\",le=\"0.05\"} 2"),
+            text.contains("flocker_decision_seconds_bucket{endpoint=\"place\",le=\"0.05\"} 3"),
             "{text}"
         );
         assert!(

@@ -229,6 +229,11 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/decide", post(v1_decide))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        // Full decision inputs carry the whole cluster: accept what the
+        // engine accepts rather than axum's 2 MB default.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            flocker_core::MAX_INPUT_BYTES,
+        ))
         .with_state(app)
 }
 

@@ -138,6 +138,15 @@ fn serve_places_decides_and_reports_metrics() {
     .unwrap();
     let (status, d) = server.post("/v1/decide", &input);
     assert_eq!((status, d), (200, want));
+    // Bodies past axum's 2 MB default are taken: a full input carries the cluster.
+    let mut big = input.clone();
+    big["container"]["Labels"] = json!({"padding": "x".repeat(3 << 20)});
+    let (status, d) = server.post("/v1/decide", &big);
+    assert_eq!(status, 200, "{}", d["error"]);
+    assert_eq!(
+        d["container"]["Labels"]["padding"].as_str().map(str::len),
+        Some(3 << 20)
+    );
 
     let (status, body) = server.request("POST", "/v1/place", "{not json");
     assert_eq!(status, 400);
@@ -156,7 +165,7 @@ fn serve_places_decides_and_reports_metrics() {
         "flocker_decisions_total{endpoint=\"place\",outcome=\"error\"} 2",
         "flocker_decision_errors_total{endpoint=\"place\",kind=\"name_in_use\"} 1",
         "flocker_decision_errors_total{endpoint=\"place\",kind=\"invalid_body\"} 1",
-        "flocker_decisions_total{endpoint=\"decide\",outcome=\"decision\"} 2",
+        "flocker_decisions_total{endpoint=\"decide\",outcome=\"decision\"} 3",
         "flocker_decision_seconds_count{endpoint=\"place\"} 4",
         "flocker_place_saved_total 2",
         "flocker_policy_info{digest=\"native\"",

@@ -4,8 +4,9 @@
 //! Every member runs under a small `sh` guard that holds the read end of a
 //! pipe whose write end only this process has: when the harness drops the
 //! member, or the test process dies in any way (panic, abort, SIGKILL), the
-//! pipe closes and the guard kills etcd. The data directory is removed on
-//! drop. Nothing outside 127.0.0.1 is ever bound.
+//! pipe closes and the guard kills etcd. The temporary directory is removed
+//! on drop, or by the guards when the test process died without dropping.
+//! Nothing outside 127.0.0.1 is ever bound.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -144,13 +145,22 @@ impl Etcd {
             "--log-level".into(),
             "warn".into(),
         ];
-        // The guard: start etcd, wait for stdin to close, kill it.
-        let script = r#"log="$1"; shift; "$@" >>"$log" 2>&1 & pid=$!; read _x; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; exit 0"#;
+        // The guard: start etcd, wait for stdin to close, kill it. A line
+        // "keep" first (a planned stop) keeps the data; a bare end of input
+        // (this process died without cleaning up) deletes the whole
+        // temporary directory too (every member's guard does; the first wins).
+        let script = r#"log="$1"; root="$2"; shift 2; "$@" >>"$log" 2>&1 & pid=$!; x=""; read x; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; if [ "$x" != keep ]; then rm -rf "$root"; fi; exit 0"#;
+        let root = m
+            .data_dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let child = Command::new("sh")
             .arg("-c")
             .arg(script)
             .arg("etcd-guard")
             .arg(&m.log)
+            .arg(root)
             .arg(etcd_binary())
             .args(&args)
             .stdin(Stdio::piped())
@@ -238,7 +248,9 @@ impl Etcd {
     /// Kills one member (SIGKILL) and waits for it to be gone.
     pub fn stop(&mut self, i: usize) {
         if let Some(mut g) = self.members[i].guard.take() {
-            drop(g.stdin.take());
+            if let Some(mut stdin) = g.stdin.take() {
+                let _ = stdin.write_all(b"keep\n");
+            }
             let start = Instant::now();
             loop {
                 match g.try_wait() {

@@ -268,6 +268,27 @@ impl Etcd {
         }
     }
 
+    /// Freezes a member (SIGSTOP to its etcd): connections are accepted by
+    /// the kernel and never answered, like a hung host.
+    pub fn pause(&mut self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    /// Thaws a frozen member.
+    pub fn resume(&mut self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+
+    fn signal(&mut self, i: usize, sig: &str) {
+        let guard = self.members[i].guard.as_ref().expect("member running");
+        // The guard's only child is the member's etcd.
+        let status = Command::new("pkill")
+            .args([sig, "-P", &guard.id().to_string()])
+            .status()
+            .expect("pkill");
+        assert!(status.success(), "pkill {sig} -P {}", guard.id());
+    }
+
     /// Kills every member.
     pub fn stop_all(&mut self) {
         for i in 0..self.members.len() {

@@ -206,3 +206,49 @@ fn four_hosts_place_400_containers_concurrently_on_one_etcd() {
     );
     assert!(retries > 0, "no save ever lost: the hosts did not race");
 }
+
+#[test]
+fn flocker_place_with_every_member_down_fails_clearly_and_fast() {
+    let mut etcd = Etcd::start_cluster(3);
+    let url = etcd.store_url("/down");
+    let inv = json!([{"hostname": "n1", "address": "10.9.0.1"}]);
+    assert_eq!(
+        flocker(&["inventory", "add", "--store", &url], &inv.to_string()).code,
+        0
+    );
+    let req = |n: &str| {
+        json!({"name": n, "container": {"Image": "web", "ExposedPorts": {"80/tcp": {}}}})
+            .to_string()
+    };
+    let r = flocker(&["place", "--store", &url], &req("web.1"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    etcd.stop_all();
+    let start = Instant::now();
+    let r = flocker(&["place", "--store", &url], &req("web.2"));
+    let took = start.elapsed();
+    assert_eq!(r.code, 3, "{} {}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("store unavailable"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    eprintln!(
+        "every member down: exit 3 after {took:?}: {}",
+        r.stderr.trim()
+    );
+
+    for i in 0..3 {
+        etcd.restart(i);
+    }
+    for i in 0..3 {
+        etcd.wait_member_healthy(i);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let au = rt.block_on(async { audit(&etcd.client().await, "/down").await });
+    assert!(au.problems.is_empty(), "{:?}", au.problems);
+    assert_eq!(au.routes.keys().collect::<Vec<_>>(), ["web.1"]);
+    let r = flocker(&["place", "--store", &url], &req("web.2"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

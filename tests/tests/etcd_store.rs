@@ -496,3 +496,32 @@ async fn a_state_larger_than_grpcs_default_4_mib_loads_and_watches() {
     assert!(s.down().is_none());
     assert!(s.cluster().await.unwrap().route("big.7").unwrap().env[0].starts_with("PAD=YYY"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_etcd_is_a_clear_error_in_bounded_time_not_a_hang() {
+    let mut etcd = Etcd::start();
+    let s = store(&etcd).await;
+    s.put_servers(&servers(1)).await.unwrap();
+    tokio::task::block_in_place(|| etcd.pause(0));
+    let start = Instant::now();
+    let e = s
+        .save_decision(&route("hung.1", "n1", 20000, &[]))
+        .await
+        .unwrap_err();
+    let took = start.elapsed();
+    tokio::task::block_in_place(|| etcd.resume(0));
+    assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+    // The request timeout is 2 s in tests; one more attempt may be running.
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    // Thawed, it answers again; the save above may or may not have landed,
+    // and either way the records agree.
+    assert!(eventually(Duration::from_secs(10), || s.down().is_none()).await);
+    let raw = etcd.client().await;
+    assert!(audit(&raw, PREFIX).await.problems.is_empty());
+    place(&s, &web("after.1"), 8)
+        .await
+        .unwrap()
+        .decision
+        .unwrap();
+}

@@ -525,3 +525,26 @@ async fn a_hung_etcd_is_a_clear_error_in_bounded_time_not_a_hang() {
         .decision
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_with_more_claims_than_one_transaction_allows_is_refused_whole() {
+    let etcd = Etcd::start();
+    let s = store(&etcd).await;
+    s.put_servers(&servers(1)).await.unwrap();
+    let ports: serde_json::Map<String, Value> = (0..200u16)
+        .map(|i| (format!("{}/tcp", 1000 + i), json!(20000 + i)))
+        .collect();
+    let r = Route::from_value(
+        &json!({"name": "many.1", "server": "n1", "ports": ports}),
+        None,
+        "r",
+    )
+    .unwrap();
+    let e = s.save_decision(&r).await.unwrap_err();
+    assert!(e.to_string().contains("--max-txn-ops"), "{e}");
+    let raw = etcd.client().await;
+    assert!(dump(&raw, PREFIX)
+        .await
+        .keys()
+        .all(|k| k.starts_with("/flocker/inventory/")));
+}

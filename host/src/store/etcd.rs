@@ -79,7 +79,7 @@ use tokio::sync::{broadcast, watch};
 use super::{named_volumes, PolicyRecord, Saved, Store, StoreError};
 
 /// etcd's default `--max-txn-ops`; a transaction with more compares or
-/// more operations is refused.
+/// more operations is refused. See [`EtcdConfig::max_txn_ops`].
 pub const MAX_TXN_OPS: usize = 128;
 
 /// The largest answer the store accepts from etcd (the whole state is read
@@ -109,6 +109,10 @@ pub struct EtcdConfig {
     /// Time allowed for one request, and for the cache to recover before
     /// [`Store::cluster`] gives up.
     pub request_timeout: Duration,
+    /// The members' `--max-txn-ops`: a save needs one compare per host port
+    /// and new volume plus the name, so a route with more claims than this
+    /// is refused before it is sent.
+    pub max_txn_ops: usize,
 }
 
 impl EtcdConfig {
@@ -118,6 +122,7 @@ impl EtcdConfig {
             prefix: prefix.into(),
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
+            max_txn_ops: MAX_TXN_OPS,
         }
     }
 }
@@ -1350,7 +1355,7 @@ impl Store for EtcdStore {
             ));
         }
         let mut last = 0;
-        for chunk in ops.chunks(MAX_TXN_OPS) {
+        for chunk in ops.chunks(self.config.max_txn_ops.max(1)) {
             let resp = self
                 .txn("put servers", Txn::new().and_then(chunk.to_vec()))
                 .await?;
@@ -1388,9 +1393,11 @@ impl Store for EtcdStore {
             Ok(p) => p,
             Err(conflict) => return Ok(conflict),
         };
-        if plan.compares.len() > MAX_TXN_OPS || plan.puts.len() > MAX_TXN_OPS {
+        let limit = self.config.max_txn_ops;
+        if plan.compares.len() > limit || plan.puts.len() > limit || plan.checks.len() > limit {
             return Err(StoreError::Unavailable(format!(
-                "route {} needs {} port and volume claims; one etcd transaction allows {MAX_TXN_OPS}",
+                "route {} needs {} checks in one transaction and etcd allows {limit} \
+                 (its --max-txn-ops); nothing was written",
                 route.name,
                 plan.compares.len()
             )));
@@ -1462,7 +1469,7 @@ impl Store for EtcdStore {
                 .map(|p| TxnOp::get(self.keys.port(&route.server, *p), None))
                 .collect();
             let mut ops = Vec::new();
-            for chunk in reads.chunks(MAX_TXN_OPS) {
+            for chunk in reads.chunks(self.config.max_txn_ops.max(1)) {
                 let resp = self
                     .txn("read port claims", Txn::new().and_then(chunk.to_vec()))
                     .await?;

@@ -176,6 +176,50 @@ fn serve_places_decides_and_reports_metrics() {
     assert_eq!(status, 404);
 }
 
+#[test]
+fn concurrent_clients_never_double_book_through_serve() {
+    let s = Scratch::new("serve-race");
+    let store = seed(
+        &s,
+        &json!([
+            {"hostname": "r1", "address": "10.7.0.1", "port_range": [20000, 20400]},
+            {"hostname": "r2", "address": "10.7.0.2", "port_range": [20000, 20400]}
+        ]),
+    );
+    let server = Server::start(&["--store", &store, "--engine", "native"]);
+    let clients: Vec<_> = (0..8)
+        .map(|w| {
+            let client = server.client.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let (status, d) = client.post("/v1/place", &web(&format!("r{w}.{i}")));
+                    assert_eq!(status, 200, "{d}");
+                }
+            })
+        })
+        .collect();
+    // A CLI writer races the service on the same file.
+    for i in 0..10 {
+        place(&store, &web(&format!("cli.{i}")), 0);
+    }
+    for c in clients {
+        c.join().expect("client");
+    }
+    let routes = ok(&["routes", "ls", "--store", &store, "--json"], None, 0).json();
+    let containers = routes["containers"].as_object().unwrap();
+    assert_eq!(containers.len(), 210);
+    let mut seen = std::collections::BTreeSet::new();
+    for r in containers.values() {
+        let port = r["ports"]["80/tcp"].as_u64().unwrap();
+        assert!(
+            seen.insert((r["server"].to_string(), port)),
+            "port booked twice: {r}"
+        );
+    }
+    ok(&["store", "check", "--store", &store], None, 0);
+    assert!(server.metrics().contains("flocker_place_saved_total 200"));
+}
+
 fn policy_digest(metrics: &str) -> Option<String> {
     let line = metrics
         .lines()

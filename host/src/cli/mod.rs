@@ -508,7 +508,7 @@ async fn explain(args: ExplainArgs) -> Outcome {
         } else if let Some((cl, cm, ch)) = &chosen_key {
             let m = members_on(&s.hostname);
             let why = if load > *cl {
-                format!("eligible, but {load} containers against {cl} on {ch}")
+                format!("eligible, but load {load} against {cl} on {ch}")
             } else if m > *cm {
                 format!("eligible, same load, but {m} of its service against {cm} on {ch}")
             } else {

@@ -365,12 +365,9 @@ fn unoverlay(cluster: &mut Cluster, p: Pending) {
     let Some(hidden) = p.hidden_route else {
         return;
     };
-    let route = p.route;
     match hidden {
         Some(r) => cluster.apply_change(Change::SaveRoute(r)),
-        None => cluster.apply_change(Change::DeleteRoute {
-            name: route.name.clone(),
-        }),
+        None => cluster.apply_change(Change::DeleteRoute { name: p.route.name }),
     }
     for (volume, hidden) in p.hidden_volumes {
         cluster.apply_change(match hidden {
@@ -378,24 +375,8 @@ fn unoverlay(cluster: &mut Cluster, p: Pending) {
             None => Change::ReleaseVolume { volume },
         });
     }
-    // A server's used ports are a set: taking the overlay out freed its
-    // ports even where another live route (etcd's, or another overlay)
-    // holds one too. Those routes are saved again to put them back.
-    let holders: Vec<Route> = cluster
-        .routes()
-        .filter(|r| {
-            r.is_live()
-                && r.server == route.server
-                && r.name != route.name
-                && r.ports
-                    .iter()
-                    .any(|(_, h)| route.ports.iter().any(|(_, o)| o == h))
-        })
-        .cloned()
-        .collect();
-    for r in holders {
-        cluster.apply_change(Change::SaveRoute(r));
-    }
+    // Taking the overlay out leaves a port another live route holds too
+    // in use: the cluster counts each port's holders.
 }
 
 struct Shared {

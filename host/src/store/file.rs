@@ -838,6 +838,51 @@ mod tests {
         });
     }
 
+    #[test]
+    fn check_finds_orphan_and_missing_claims_and_bad_records() {
+        let dir = tempdir();
+        let store = FileStore::open(dir.join("s.redb")).unwrap();
+        rt().block_on(async {
+            store.put_servers(&[server("n1")]).await.unwrap();
+            let a = route("a.1", "n1", &[20000, 20001], &["pg"]);
+            store.save_decision(&a).await.unwrap();
+        });
+        assert_eq!(store.check().unwrap(), Vec::<String>::new());
+        // Break the records behind the store's back, one way at a time.
+        let db = &store.inner.db;
+        let txn = db.begin_write().unwrap();
+        {
+            let mut ports = txn.open_table(PORTS).unwrap();
+            ports.remove("n1/20001").unwrap();
+            ports.insert("n1/29999", "ghost.1").unwrap();
+            let mut volumes = txn.open_table(VOLUMES).unwrap();
+            volumes.insert("pg", "n2").unwrap();
+        }
+        txn.commit().unwrap();
+        let problems = store.check().unwrap();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(
+            problems[0].contains("n1/20001, which is not claimed"),
+            "{problems:?}"
+        );
+        assert!(problems[1].contains("volume pg"), "{problems:?}");
+        assert!(
+            problems[2].contains("n1/29999 names ghost.1"),
+            "{problems:?}"
+        );
+        let txn = db.begin_write().unwrap();
+        txn.open_table(ROUTES)
+            .unwrap()
+            .insert("b.1", "{not json")
+            .unwrap();
+        txn.commit().unwrap();
+        let problems = store.check().unwrap();
+        assert!(
+            problems[0].contains("/routes/containers/b.1"),
+            "{problems:?}"
+        );
+    }
+
     fn tempdir() -> PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);

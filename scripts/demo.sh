@@ -10,12 +10,15 @@
 #
 # Each decision is printed as `flocker place` prints it (one JSON line);
 # DEMO_PRETTY=1 indents them.
-# Usage: scripts/demo.sh            (builds the flocker binary if needed)
+# Usage: scripts/demo.sh            (installs what a build lacks and builds
+#                                   the flocker binary if needed)
 #        FLOCKER=/path/to/flocker scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -z "${FLOCKER:-}" ]; then
+  # What a build needs on a fresh machine (protoc, the wasm32 target).
+  scripts/setup.sh build
   cargo build --quiet -p flocker-host --bin flocker
   FLOCKER="${CARGO_TARGET_DIR:-$PWD/target}/debug/flocker"
 fi

@@ -238,3 +238,41 @@ async fn every_member_down_mid_run_is_a_clear_error_and_nothing_is_partial() {
         .decision
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_member_is_left_by_requests_and_by_the_watch() {
+    let mut etcd = Etcd::start_cluster(3);
+    // a starts on member 0 for requests and its watch; b never uses member 0.
+    let a = EtcdStore::connect(config(etcd.endpoints(), PREFIX))
+        .await
+        .unwrap();
+    let b = EtcdStore::connect(config(vec![etcd.endpoint(1), etcd.endpoint(2)], PREFIX))
+        .await
+        .unwrap();
+    a.put_servers(&servers(2)).await.unwrap();
+    assert!(b.wait_for_revision(a.revision()).await);
+
+    // Member 0 hangs: its connections stay open and nothing answers.
+    tokio::task::block_in_place(|| etcd.pause(0));
+    let start = Instant::now();
+    place(&a, &web("a.1"), 8).await.unwrap().decision.unwrap();
+    let took = start.elapsed();
+    // One attempt times out (a third of the 2 s request timeout), then the
+    // save and the watch move on; the cache gets the write back.
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // Another host's write reaches a's cache through its new watch, long
+    // before keepalive (10 s + 5 s) would have noticed the hung member.
+    let p = place(&b, &web("b.1"), 8).await.unwrap();
+    p.decision.unwrap();
+    let start = Instant::now();
+    assert!(a.wait_for_revision(b.revision()).await);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(a.cluster().await.unwrap().live_route("b.1").is_some());
+    tokio::task::block_in_place(|| etcd.resume(0));
+    let raw = etcd.client().await;
+    assert!(audit(&raw, PREFIX).await.problems.is_empty());
+}

@@ -54,7 +54,10 @@
 //! preferred member; a failed request moves the preference on and is sent
 //! again to the next member, within the request timeout (each attempt gets
 //! a third of it). So a dead member costs one failed attempt, and a leader
-//! election is ridden through. A retried save whose earlier attempt may have
+//! election is ridden through. The watch follows: when requests leave a
+//! member, the watch leaves it too and resumes on the next one, so a hung
+//! member (connections open, nothing answered) does not hold the cache back
+//! until keepalive (10 s + 5 s) notices. A retried save whose earlier attempt may have
 //! been applied (the answer was lost) is recognised: when the retry finds
 //! the name, ports and volumes holding exactly what this save writes, it
 //! reports `Saved`. When no member answers, every call fails with
@@ -422,6 +425,10 @@ impl Drop for EtcdStore {
 struct Members {
     clients: Vec<Client>,
     preferred: AtomicUsize,
+    /// Told each time requests move to another member, so that the watch
+    /// leaves a member that stopped answering (a hung one keeps its
+    /// connections open) instead of waiting for keepalive to notice.
+    moved: watch::Sender<usize>,
     config: EtcdConfig,
 }
 
@@ -456,9 +463,13 @@ impl Members {
     /// already moved on).
     fn failed(&self, i: usize) {
         let next = (i + 1) % self.clients.len().max(1);
-        let _ = self
+        if self
             .preferred
-            .compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
+            .compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.moved.send_replace(next);
+        }
     }
 
     /// Runs `op` on the preferred member, moving to the next on failure,
@@ -603,6 +614,7 @@ impl EtcdStore {
         let members = Arc::new(Members {
             clients,
             preferred: AtomicUsize::new(0),
+            moved: watch::channel(0).0,
             config: config.clone(),
         });
         let keys = Keys::new(&config.prefix);
@@ -995,7 +1007,7 @@ async fn follow(members: Arc<Members>, keys: Keys, shared: Arc<Shared>, mut revi
         let Some(client) = members.clients.get(member).cloned() else {
             return;
         };
-        match watch_once(&client, &keys, &members.config, &shared, &mut revision).await {
+        match watch_once(&client, member, &members, &keys, &shared, &mut revision).await {
             Ended::Lost(why, followed) => {
                 if followed {
                     backoff = min_backoff;
@@ -1017,14 +1029,30 @@ async fn follow(members: Arc<Members>, keys: Keys, shared: Arc<Shared>, mut revi
     }
 }
 
+/// Resolves once requests have moved away from `member`.
+async fn left(moved: &mut watch::Receiver<usize>, members: &Members, member: usize) {
+    loop {
+        if members.preferred() != member {
+            return;
+        }
+        if moved.changed().await.is_err() {
+            // The store is gone; its task is aborted with it.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Opens one watch from `revision + 1` and applies what it delivers until it ends.
 async fn watch_once(
     client: &Client,
+    member: usize,
+    members: &Members,
     keys: &Keys,
-    config: &EtcdConfig,
     shared: &Shared,
     revision: &mut i64,
 ) -> Ended {
+    let config = &members.config;
+    let mut moved = members.moved.subscribe();
     let mut wc = client.watch_client().max_decoding_message_size(MAX_MESSAGE);
     let options = WatchOptions::new()
         .with_prefix()
@@ -1040,7 +1068,16 @@ async fn watch_once(
         };
     let mut followed = false;
     loop {
-        let resp = match stream.message().await {
+        let message = tokio::select! {
+            m = stream.message() => m,
+            () = left(&mut moved, members, member) => {
+                return Ended::Lost(
+                    format!("requests left member {member} after failing there"),
+                    followed,
+                );
+            }
+        };
+        let resp = match message {
             Ok(Some(r)) => r,
             Ok(None) => return Ended::Lost("watch stream closed".into(), followed),
             Err(e) => return Ended::Lost(format!("watch stream: {e}"), followed),

@@ -333,6 +333,32 @@ impl Etcd {
             .expect("raw etcd client")
     }
 
+    /// Which member leads right now (waits up to 5 s for one).
+    pub async fn leader(&self) -> usize {
+        for _ in 0..100 {
+            for i in 0..self.members.len() {
+                if self.members[i].guard.is_none() {
+                    continue;
+                }
+                let opts = etcd_client::ConnectOptions::new()
+                    .with_connect_timeout(Duration::from_millis(300))
+                    .with_timeout(Duration::from_secs(1));
+                let Ok(c) =
+                    etcd_client::Client::connect([self.members[i].client_url()], Some(opts)).await
+                else {
+                    continue;
+                };
+                if let Ok(s) = c.maintenance_client().status().await {
+                    if s.leader() != 0 && s.header().map(|h| h.member_id()) == Some(s.leader()) {
+                        return i;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no leader");
+    }
+
     /// Where members keep their data; for tests that look at the files.
     pub fn data_dir(&self, i: usize) -> &Path {
         &self.members[i].data_dir

@@ -17,30 +17,6 @@ fn web(name: &str) -> Value {
     json!({"name": name, "container": {"Image": "nginx", "ExposedPorts": {"80/tcp": {}}}})
 }
 
-/// Which member leads right now.
-async fn leader(etcd: &Etcd) -> usize {
-    for _ in 0..100 {
-        for i in 0..etcd.len() {
-            let opts = etcd_client::ConnectOptions::new()
-                .with_connect_timeout(Duration::from_millis(300))
-                .with_timeout(Duration::from_secs(1));
-            let Ok(c) =
-                etcd_client::Client::connect([format!("http://{}", etcd.endpoint(i))], Some(opts))
-                    .await
-            else {
-                continue;
-            };
-            if let Ok(s) = c.maintenance_client().status().await {
-                if s.leader() != 0 && s.header().map(|h| h.member_id()) == Some(s.leader()) {
-                    return i;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no leader");
-}
-
 /// Places `name`, retrying while etcd is unavailable (a member is being
 /// replaced) up to `limit`. A place whose save reached etcd but whose
 /// answer was lost comes back as `name_in_use` for our own route; that
@@ -99,7 +75,7 @@ async fn a_three_member_cluster_loses_its_leader_mid_run_and_nothing_is_lost() {
     while done.load(Ordering::SeqCst) < 60 && start.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let lead = leader(&etcd).await;
+    let lead = etcd.leader().await;
     tokio::task::block_in_place(|| etcd.stop(lead));
     let at_kill = done.load(Ordering::SeqCst);
     for w in workers {

@@ -252,3 +252,53 @@ fn flocker_place_with_every_member_down_fails_clearly_and_fast() {
     let r = flocker(&["place", "--store", &url], &req("web.2"));
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn flocker_place_processes_ride_through_the_loss_of_the_leader() {
+    let mut etcd = Etcd::start_cluster(3);
+    let url = etcd.store_url("/failover");
+    let inv = json!([{"hostname": "n1", "address": "10.9.0.1"}, {"hostname": "n2", "address": "10.9.0.2"}]);
+    assert_eq!(
+        flocker(&["inventory", "add", "--store", &url], &inv.to_string()).code,
+        0
+    );
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..3)
+        .map(|w| {
+            let (url, done) = (url.clone(), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    let req = json!({"name": format!("f{w}.{i}"), "container": {"Image": "web",
+                        "ExposedPorts": {"80/tcp": {}}}});
+                    let r = flocker(
+                        &["place", "--retries", "100", "--store", &url],
+                        &req.to_string(),
+                    );
+                    assert_eq!(r.code, 0, "f{w}.{i}: {} {}", r.stdout, r.stderr);
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 30
+        && start.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let lead = rt.block_on(etcd.leader());
+    etcd.stop(lead);
+    let at_kill = done.load(std::sync::atomic::Ordering::SeqCst);
+    for w in workers {
+        w.join().expect("worker");
+    }
+    assert!(at_kill < 120, "the leader died mid-run");
+    let au = rt.block_on(async { audit(&etcd.client().await, "/failover").await });
+    assert!(au.problems.is_empty(), "{:?}", au.problems);
+    assert_eq!(au.routes.len(), 120);
+    eprintln!("leader m{lead} killed after {at_kill} of 120 places; every place exited 0");
+}

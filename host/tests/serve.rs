@@ -5,6 +5,8 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -275,35 +277,66 @@ fn serve_hot_swaps_pushed_modules_without_failing_a_decision() {
     let first = policy_digest(&server.metrics()).expect("a digest");
     assert_ne!(first, "native");
 
-    // Decisions keep flowing while another process pushes a module.
-    let client = server.client.clone();
-    let load = std::thread::spawn(move || {
-        let mut failures = 0;
-        for i in 0..150 {
-            let (status, d) = client.post("/v1/decide", &web(&format!("load.{i}")));
-            if status != 200 {
-                failures += 1;
-                eprintln!("decision {i} failed: {status} {d}");
+    // At least 1,000 decisions run while other processes push v2, push v3
+    // and roll back to v2; every one must succeed.
+    let mut v3 = v2.clone();
+    v3.extend_from_slice(b"3");
+    v3[v2.len() - 16] += 1; // the custom section grew by one byte
+    std::fs::write(s.path("v3.wasm"), &v3).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (client, stop, done) = (server.client.clone(), stop.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut failures = 0;
+            while !(stop.load(Ordering::SeqCst) && done.load(Ordering::SeqCst) >= 1000) {
+                let i = done.fetch_add(1, Ordering::SeqCst);
+                let (status, d) = client.post("/v1/decide", &web(&format!("load.{i}")));
+                if status != 200 {
+                    failures += 1;
+                    eprintln!("decision {i} failed: {status} {d}");
+                }
             }
+            failures
+        })
+    };
+    wait_for("the load to start", || done.load(Ordering::SeqCst) > 20);
+    let mut swapped_during_load = 0;
+    let mut expect = |digest: &str, what: &str| {
+        wait_for(what, || {
+            policy_digest(&server.metrics()).as_deref() == Some(digest)
+        });
+        if !load.is_finished() {
+            swapped_during_load += 1;
         }
-        failures
-    });
-    let pushed = ok(
-        &[
-            "policy",
-            "push",
-            "--store",
-            &store,
-            s.path("v2.wasm").to_str().unwrap(),
-        ],
-        None,
-        0,
+    };
+    let push = |file: &str| {
+        let pushed = ok(
+            &[
+                "policy",
+                "push",
+                "--store",
+                &store,
+                s.path(file).to_str().unwrap(),
+            ],
+            None,
+            0,
+        );
+        pushed.stdout.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let d2 = push("v2.wasm");
+    expect(&d2, "v2");
+    let d3 = push("v3.wasm");
+    expect(&d3, "v3");
+    ok(&["policy", "rollback", "--store", &store], None, 0);
+    expect(&d2, "the rollback to v2");
+    stop.store(true, Ordering::SeqCst);
+    assert_eq!(load.join().unwrap(), 0, "decisions failed during the swaps");
+    assert_eq!(
+        swapped_during_load, 3,
+        "the swaps did not overlap the decisions"
     );
-    let d2 = pushed.stdout.split_whitespace().nth(1).unwrap().to_string();
-    wait_for("the pushed module", || {
-        policy_digest(&server.metrics()).as_deref() == Some(d2.as_str())
-    });
-    assert_eq!(load.join().unwrap(), 0, "decisions failed during the swap");
+    assert!(done.load(Ordering::SeqCst) >= 1000);
     let (status, d) = server.post("/v1/place", &web("after.1"));
     assert_eq!(status, 200, "{d}");
 
@@ -321,16 +354,15 @@ fn serve_hot_swaps_pushed_modules_without_failing_a_decision() {
     let (status, _) = server.post("/v1/place", &web("after.2"));
     assert_eq!(status, 200);
 
-    // A rollback from the command line is followed too.
-    ok(&["policy", "rollback", "--store", &store], None, 1); // only one module pushed
+    // A module written to the watched file is pushed and swapped in.
     std::fs::write(&watched, std::fs::read(&v1).unwrap()).unwrap();
     wait_for("the watched module", || {
         policy_digest(&server.metrics()).as_deref() == Some(first.as_str())
     });
     let ls = ok(&["policy", "ls", "--store", &store, "--json"], None, 0).json();
     assert_eq!(ls["active"], first.as_str());
-    assert_eq!(ls["history"].as_array().unwrap().len(), 2);
+    assert_eq!(ls["history"].as_array().unwrap().len(), 3);
     assert!(server
         .metrics()
-        .contains("flocker_policy_swaps_total{result=\"ok\"} 2"));
+        .contains("flocker_policy_swaps_total{result=\"ok\"} 4"));
 }

@@ -656,41 +656,50 @@ pub fn flocker_bin() -> PathBuf {
     target.join("debug").join("flocker")
 }
 
-/// The `flocker` binary, checked to exist and to be newer than every
-/// source file of the host and the engine, so that a test never drives a
-/// stale build. Panics with the command that fixes it.
+/// The `flocker` binary, checked to exist and to be newer than every file
+/// cargo built it from (its dep-info, `flocker.d`), so that a test never
+/// drives a stale build. Panics with the command that fixes it.
 pub fn fresh_flocker_bin() -> PathBuf {
     let bin = flocker_bin();
     let fix = "build it first: cargo build -p flocker-host --bin flocker (or set FLOCKER_BIN)";
     let built = std::fs::metadata(&bin)
         .and_then(|m| m.modified())
         .unwrap_or_else(|e| panic!("{}: {e}; {fix}", bin.display()));
-    if std::env::var_os("FLOCKER_BIN").is_none() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut stack = vec![root.join("host/src"), root.join("core/src")];
-        let mut visited = 0;
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                visited += 1;
-                assert!(
-                    visited < 10_000,
-                    "too many source files under {}",
-                    dir.display()
-                );
-                let path = e.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
-                    assert!(
-                        m <= built,
-                        "{} is older than {}; {fix}",
-                        bin.display(),
-                        path.display()
-                    );
+    if std::env::var_os("FLOCKER_BIN").is_some() {
+        return bin;
+    }
+    let Ok(depinfo) = std::fs::read_to_string(bin.with_extension("d")) else {
+        return bin;
+    };
+    // `target: dep dep ...`, spaces in paths escaped as `\ `.
+    let deps = depinfo.split_once(": ").map_or("", |(_, d)| d);
+    let mut path = String::new();
+    let mut paths = Vec::new();
+    let mut chars = deps.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => {
+                path.push(' ');
+                chars.next();
+            }
+            c if c.is_whitespace() => {
+                if !path.is_empty() {
+                    paths.push(std::mem::take(&mut path));
                 }
+            }
+            c => path.push(c),
+        }
+    }
+    if !path.is_empty() {
+        paths.push(path);
+    }
+    for p in paths {
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        if meta.is_file() {
+            if let Ok(m) = meta.modified() {
+                assert!(m <= built, "{} is older than {p}; {fix}", bin.display());
             }
         }
     }

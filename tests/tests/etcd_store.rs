@@ -548,3 +548,24 @@ async fn a_route_with_more_claims_than_one_transaction_allows_is_refused_whole()
         .keys()
         .all(|k| k.starts_with("/flocker/inventory/")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_etcd_refuses_fails_at_once_with_its_reason() {
+    let etcd = Etcd::start();
+    let s = store(&etcd).await;
+    // etcd refuses requests over 1.5 MiB.
+    let big = flocker_core::Server::from_value(
+        &json!({"hostname": "big", "address": "a", "tags": ["t".repeat(2_000_000)]}),
+        "s",
+    )
+    .unwrap();
+    let start = Instant::now();
+    let e = s.put_servers(&[big]).await.unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(e.to_string().contains("too large"), "{e}");
+    assert_eq!(s.cluster().await.unwrap().servers().count(), 0);
+}

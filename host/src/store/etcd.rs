@@ -441,9 +441,28 @@ enum Failed {
     NotApplied,
     /// It may have been applied: the connection broke or it timed out after sending.
     Maybe,
+    /// etcd refused the request itself (too large, too many operations, not
+    /// permitted): sending it again anywhere gives the same answer.
+    Refusal,
 }
 
 fn classify(e: &etcd_client::Error) -> Failed {
+    if let etcd_client::Error::GRpcStatus(status) = e {
+        let code = format!("{:?}", status.code());
+        if matches!(
+            code.as_str(),
+            "InvalidArgument"
+                | "FailedPrecondition"
+                | "PermissionDenied"
+                | "Unauthenticated"
+                | "OutOfRange"
+                | "Unimplemented"
+                | "AlreadyExists"
+                | "NotFound"
+        ) {
+            return Failed::Refusal;
+        }
+    }
     let text = e.to_string();
     if text.contains("tcp connect error") || text.contains("Connection refused") {
         Failed::Refused
@@ -503,6 +522,12 @@ impl Members {
                         Failed::Refused => refused += 1,
                         Failed::NotApplied => {}
                         Failed::Maybe => maybe = true,
+                        Failed::Refusal => {
+                            return Err(StoreError::Unavailable(format!(
+                                "etcd refused {what}: {}",
+                                status_message(&e)
+                            )))
+                        }
                     }
                     last = e.to_string();
                 }
@@ -539,6 +564,14 @@ impl Members {
             async move { kv(&c).txn(txn).await }
         })
         .await
+    }
+}
+
+/// The server's own words for a refusal, without the transport's detail.
+fn status_message(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
+        other => other.to_string(),
     }
 }
 

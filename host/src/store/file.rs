@@ -883,6 +883,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn diff_turns_one_cluster_into_the_other() {
+        let mut old = Cluster::new();
+        let mut new = Cluster::new();
+        for c in [&mut old, &mut new] {
+            c.apply_change(Change::UpsertServer(server("keep")));
+            c.apply_change(Change::SaveRoute(route("same.1", "keep", &[20000], &[])));
+        }
+        old.apply_change(Change::UpsertServer(server("gone")));
+        old.apply_change(Change::SaveRoute(route("old.1", "gone", &[20001], &["v1"])));
+        old.apply_change(Change::ClaimVolume {
+            volume: "v1".into(),
+            server: "gone".into(),
+        });
+        new.apply_change(Change::UpsertServer(server("added")));
+        new.apply_change(Change::SaveRoute(route(
+            "new.1",
+            "added",
+            &[20002],
+            &["v2"],
+        )));
+        new.apply_change(Change::ClaimVolume {
+            volume: "v2".into(),
+            server: "added".into(),
+        });
+        let mut patched = old.clone();
+        for c in diff(&old, &new) {
+            patched.apply_change(c);
+        }
+        assert_eq!(patched.to_snapshot(), new.to_snapshot());
+        assert!(diff(&new, &new).is_empty());
+    }
+
     fn tempdir() -> PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);

@@ -25,8 +25,7 @@
 //!
 //! Resync: when the watch stream breaks (member gone, connection lost) the
 //! task marks the cache down, moves to the next member and watches again
-//! from the last revision it applied plus one,
-//! so no event is missed. When etcd answers that this revision is compacted,
+//! from the last revision it applied plus one, so no event is missed. When etcd answers that this revision is compacted,
 //! or the watch is canceled for any other reason, the task re-reads
 //! everything at a new revision, sends the difference between the old and
 //! new cluster as `Change`s, and watches from there. While the cache is down,
@@ -57,13 +56,28 @@
 //! election is ridden through. The watch follows: when requests leave a
 //! member, the watch leaves it too and resumes on the next one, so a hung
 //! member (connections open, nothing answered) does not hold the cache back
-//! until keepalive (10 s + 5 s) notices. A retried save whose earlier attempt may have
-//! been applied (the answer was lost) is recognised: when the retry finds
+//! until keepalive (10 s + 5 s) notices. A retried save whose earlier
+//! attempt may have been applied (the answer was lost) is recognised: when the retry finds
 //! the name, ports and volumes holding exactly what this save writes, it
 //! reports `Saved`. When no member answers, every call fails with
 //! [`StoreError::Unavailable`] naming the endpoints and the last error, within
 //! about the request timeout (at once when every connection is refused); a
 //! transaction is applied whole or not at all, so nothing is left half written.
+//! A request etcd itself refuses (too large, too many operations) fails at
+//! once with etcd's reason.
+//!
+//! # Limits
+//!
+//! - `http://` endpoints only: no TLS, no etcd authentication.
+//! - The member list is the one given; members added later are not found.
+//! - A save holds one compare per host port and new volume plus the name,
+//!   at most [`EtcdConfig::max_txn_ops`] (etcd's `--max-txn-ops`, 128 by
+//!   default); a route with more is refused whole.
+//! - A lost answer is taken for our own write when the keys hold exactly
+//!   what this save writes; two hosts writing the very same route for the
+//!   same name at the same moment, one of them losing the answer, would
+//!   both report `Saved` (the Docker daemon then refuses the duplicate name).
+//! - Volume claims are never released (the data stays on that server).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

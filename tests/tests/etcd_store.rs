@@ -355,7 +355,9 @@ async fn remove_route_frees_ports_and_keeps_volumes() {
 async fn policy_modules_are_stored_in_chunks_with_history() {
     let etcd = Etcd::start();
     let s = store(&etcd).await;
-    let mut watch = s.policy_watch();
+    // Another host watches for pushes.
+    let other = store(&etcd).await;
+    let mut watch = other.policy_watch();
     assert_eq!(s.policy_active().await.unwrap(), None);
     let big: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
     let rec = |d: &str, t| PolicyRecord {
@@ -391,6 +393,14 @@ async fn policy_modules_are_stored_in_chunks_with_history() {
     )
     .await
     .is_ok());
+    assert_eq!(
+        other
+            .policy_active()
+            .await
+            .unwrap()
+            .map(|(d, b)| (d, b.len())),
+        Some(("aaa".to_string(), big.len()))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1722,6 +1722,11 @@ impl Store for EtcdStore {
         Ok(Some((digest, bytes)))
     }
 
+    /// From the watch-fed cache: no request to etcd.
+    async fn policy_active_digest(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.shared.read().active_policy.clone())
+    }
+
     async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
         check_name("policy digest", digest)?;
         let txn = Txn::new()

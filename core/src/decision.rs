@@ -168,15 +168,7 @@ fn rewrite(req: &Request, added_env: Vec<String>, host_ports: &[u16]) -> Map<Str
     if !publishes && !has_links_key {
         return body;
     }
-    let hc = body
-        .entry("HostConfig")
-        .and_modify(|v| {
-            if !v.is_object() {
-                *v = Value::Object(Map::new());
-            }
-        })
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Value::Object(hc) = hc else {
+    let Some(hc) = object_at(&mut body, "HostConfig") else {
         return body;
     };
     hc.remove("Links");
@@ -187,15 +179,7 @@ fn rewrite(req: &Request, added_env: Vec<String>, host_ports: &[u16]) -> Map<Str
 }
 
 fn bind_ports(req: &Request, hc: &mut Map<String, Value>, host_ports: &[u16]) {
-    let bindings = hc
-        .entry("PortBindings")
-        .and_modify(|v| {
-            if !v.is_object() {
-                *v = Value::Object(Map::new());
-            }
-        })
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Value::Object(bindings) = bindings else {
+    let Some(bindings) = object_at(hc, "PortBindings") else {
         return;
     };
     let mut next = host_ports.iter();
@@ -220,6 +204,16 @@ fn bind_ports(req: &Request, hc: &mut Map<String, Value>, host_ports: &[u16]) {
             }
         }
     }
+}
+
+/// The object under `key`, made an empty one when absent or `null` (the
+/// request was read first, so anything else there was already an error).
+fn object_at<'m>(map: &'m mut Map<String, Value>, key: &str) -> Option<&'m mut Map<String, Value>> {
+    let slot = map.entry(key).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = Value::Object(Map::new());
+    }
+    slot.as_object_mut()
 }
 
 fn unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {

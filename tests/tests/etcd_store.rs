@@ -394,6 +394,10 @@ async fn policy_modules_are_stored_in_chunks_with_history() {
     .await
     .is_ok());
     assert_eq!(
+        other.policy_active_digest().await.unwrap().as_deref(),
+        Some("aaa")
+    );
+    assert_eq!(
         other
             .policy_active()
             .await

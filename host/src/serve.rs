@@ -42,7 +42,7 @@ use clap::Args;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::cli::{open_store, EngineKind, Failure, StoreArg, EXIT_OK};
+use crate::cli::{open_or_create_store, EngineKind, Failure, StoreArg, EXIT_OK};
 use crate::metrics::Metrics;
 use crate::place::{self, Decided, Engine, Native, PlaceError};
 use crate::policy::PolicyHost;
@@ -346,7 +346,7 @@ fn now() -> u64 {
 }
 
 pub async fn run(args: ServeArgs) -> Result<i32, Failure> {
-    let store = open_store(&args.store).await?;
+    let store = open_or_create_store(&args.store).await?;
     let (engine, policy): (Arc<dyn Engine>, Option<Arc<PolicyHost>>) = match args.engine {
         EngineKind::Native => (Arc::new(Native), None),
         EngineKind::Wasm => {

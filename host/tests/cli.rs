@@ -68,7 +68,24 @@ fn decide_pretty_prints_the_same_value() {
 }
 
 #[test]
-fn usage_problems_exit_2() {
+fn usage_problems_exit_2_and_a_missing_store_exits_3() {
+    let s = Scratch::new("usage");
+    let nowhere = format!("file:{}", s.path("nothing.redb").display());
+    for args in [
+        vec!["routes", "ls", "--store", nowhere.as_str()],
+        vec!["inventory", "ls", "--store", nowhere.as_str()],
+        vec!["store", "check", "--store", nowhere.as_str()],
+    ] {
+        let r = ok(&args, None, 3);
+        assert!(r.stderr.contains("no embedded store at"), "{args:?}: {r:?}");
+    }
+    let r = ok(
+        &["place", "--store", nowhere.as_str()],
+        Some(r#"{"name":"a.1","container":{}}"#),
+        3,
+    );
+    assert!(r.stderr.contains("inventory add"), "{r:?}");
+    assert!(!s.path("nothing.redb").exists(), "a read created the store");
     let missing = ok(&["decide", "/nonexistent/input.json"], None, 2);
     assert!(
         missing
@@ -202,6 +219,18 @@ pub fn module_variant(bytes: &[u8], tag: &str) -> Vec<u8> {
 fn policy_push_ls_rollback() {
     let s = Scratch::new("policy");
     let store = s.store();
+    // Reading a store that was never created is an error and creates nothing.
+    let missing = ok(&["policy", "ls", "--store", &store], None, 3);
+    assert!(
+        missing.stderr.contains("no embedded store at"),
+        "{missing:?}"
+    );
+    assert!(!s.path("store.redb").exists());
+    ok(
+        &["inventory", "add", "--store", &store],
+        Some(r#"{"hostname":"n","address":"10.0.0.1"}"#),
+        0,
+    );
     let empty = ok(&["policy", "ls", "--store", &store], None, 0);
     assert!(
         empty.stdout.contains("embedded default module is active"),
@@ -294,11 +323,6 @@ fn policy_push_ls_rollback() {
     );
 
     // place --engine wasm runs the store's active module.
-    ok(
-        &["inventory", "add", "--store", &store],
-        Some(r#"{"hostname":"n","address":"10.0.0.1"}"#),
-        0,
-    );
     let placed = ok(
         &["place", "--engine", "wasm", "--store", &store],
         Some(r#"{"name":"w.1","container":{"Image":"w"}}"#),

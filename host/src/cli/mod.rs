@@ -341,7 +341,16 @@ fn read_stdin(buf: &mut Vec<u8>) -> Result<(), Failure> {
         .map_err(|e| Failure::usage(format!("cannot read stdin: {e}")))
 }
 
+/// Opens the store for a command that reads or changes what is there: a
+/// missing embedded store file is an error (exit 3), not created.
 pub async fn open_store(arg: &StoreArg) -> Result<AnyStore, Failure> {
+    let url = StoreUrl::parse(&arg.store)?;
+    Ok(AnyStore::open_existing(&url).await?)
+}
+
+/// Opens the store for a command that may start it (`inventory add`,
+/// `policy push`, `serve`): a missing embedded store file is created.
+pub async fn open_or_create_store(arg: &StoreArg) -> Result<AnyStore, Failure> {
     let url = StoreUrl::parse(&arg.store)?;
     Ok(AnyStore::open(&url).await?)
 }
@@ -581,7 +590,7 @@ async fn inventory(c: InventoryCommand) -> Outcome {
         InventoryCommand::Add { store, file } => {
             let bytes = read_input(file.as_deref())?;
             let servers = read_servers(&bytes)?;
-            let store = open_store(&store).await?;
+            let store = open_or_create_store(&store).await?;
             store.put_servers(&servers).await?;
             let names: Vec<&str> = servers.iter().map(|s| s.hostname.as_str()).collect();
             print_out(&format!(
@@ -729,7 +738,7 @@ async fn policy(c: PolicyCommand) -> Outcome {
             let info = crate::policy::validate(&runtime, &bytes).map_err(|e| {
                 Failure::error(format!("{} refused, nothing changed: {e}", file.display()))
             })?;
-            let store = open_store(&store).await?;
+            let store = open_or_create_store(&store).await?;
             let record = PolicyRecord {
                 digest: info.digest.clone(),
                 pushed_at: now(),
@@ -879,6 +888,12 @@ async fn store_check(arg: StoreArg) -> Outcome {
             "store check runs on the embedded store (file:PATH)",
         ));
     };
+    if !path.exists() {
+        return Err(Failure::failed(format!(
+            "no embedded store at {}",
+            path.display()
+        )));
+    }
     let path = path.clone();
     let store = tokio::task::spawn_blocking(move || crate::store::file::FileStore::open(path))
         .await

@@ -17,7 +17,23 @@ pub enum AnyStore {
 }
 
 impl AnyStore {
-    /// Opens (file) or connects to (etcd) the store a URL names.
+    /// [`AnyStore::open`], except that an embedded store file that does
+    /// not exist yet is an error rather than created: for commands that
+    /// only read or change what is there.
+    pub async fn open_existing(url: &StoreUrl) -> Result<AnyStore, StoreError> {
+        if let StoreUrl::File(path) = url {
+            if !path.exists() {
+                return Err(StoreError::Unavailable(format!(
+                    "no embedded store at {} (`flocker inventory add --store {url}` creates one)",
+                    path.display()
+                )));
+            }
+        }
+        AnyStore::open(url).await
+    }
+
+    /// Opens (file, created when missing) or connects to (etcd) the store a
+    /// URL names.
     pub async fn open(url: &StoreUrl) -> Result<AnyStore, StoreError> {
         match url {
             StoreUrl::File(path) => {

@@ -254,10 +254,18 @@ async fn follow_policy(
 ) {
     let mut failed_digest: Option<String> = None;
     let mut file_digest: Option<String> = None;
+    // (modified time, length) of the watched file when last read: the file
+    // is read and hashed only when one of them changes.
+    let mut file_stamp = None;
     loop {
         tokio::time::sleep(every).await;
         if let Some(path) = &file {
-            if let Ok(bytes) = std::fs::read(path) {
+            let stamp = std::fs::metadata(path)
+                .ok()
+                .map(|m| (m.modified().ok(), m.len()));
+            let changed = stamp.is_some() && stamp != file_stamp;
+            file_stamp = stamp;
+            if let Some(bytes) = changed.then(|| std::fs::read(path).ok()).flatten() {
                 let digest = hex(&Sha256::digest(&bytes));
                 if file_digest.as_deref() != Some(digest.as_str()) {
                     file_digest = Some(digest.clone());

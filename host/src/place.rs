@@ -212,3 +212,180 @@ pub async fn place<S: Store, E: Engine + ?Sized>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use flocker_core::{Change, Server};
+    use serde_json::json;
+    use tokio::sync::broadcast;
+
+    use super::*;
+    use crate::store::file::FileStore;
+    use crate::store::PolicyRecord;
+
+    /// A file store where another writer gets in first `races` times: just
+    /// before each of those saves, a rival route takes the decided route's
+    /// host ports.
+    struct Raced {
+        inner: FileStore,
+        races: AtomicU32,
+    }
+
+    impl Store for Raced {
+        async fn cluster(&self) -> Result<Arc<Cluster>, StoreError> {
+            self.inner.cluster().await
+        }
+        fn changes(&self) -> broadcast::Receiver<Change> {
+            self.inner.changes()
+        }
+        async fn put_servers(&self, servers: &[Server]) -> Result<(), StoreError> {
+            self.inner.put_servers(servers).await
+        }
+        async fn remove_server(&self, hostname: &str) -> Result<bool, StoreError> {
+            self.inner.remove_server(hostname).await
+        }
+        async fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
+            let left = self.races.load(Ordering::SeqCst);
+            if left > 0 {
+                self.races.store(left - 1, Ordering::SeqCst);
+                let mut rival = route.clone();
+                rival.name = format!("rival.{left}");
+                rival.service = "rival".into();
+                assert_eq!(self.inner.save_decision(&rival).await?, Saved::Saved);
+            }
+            self.inner.save_decision(route).await
+        }
+        async fn remove_route(&self, name: &str) -> Result<Option<Route>, StoreError> {
+            self.inner.remove_route(name).await
+        }
+        async fn policy_push(&self, module: &[u8], record: PolicyRecord) -> Result<(), StoreError> {
+            self.inner.policy_push(module, record).await
+        }
+        async fn policy_history(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+            self.inner.policy_history().await
+        }
+        async fn policy_active(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+            self.inner.policy_active().await
+        }
+        async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
+            self.inner.policy_activate(digest).await
+        }
+    }
+
+    fn raced(races: u32) -> (Raced, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("flocker-place-test-{}-{races}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let inner = FileStore::open(dir.join("s.redb")).unwrap();
+        (
+            Raced {
+                inner,
+                races: AtomicU32::new(races),
+            },
+            dir,
+        )
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn request() -> Value {
+        json!({"name": "web.1", "container": {"Image": "w"},
+               "image": {"Config": {"ExposedPorts": {"80/tcp": {}}}}})
+    }
+
+    #[test]
+    fn a_lost_save_is_re_decided_on_fresh_state() {
+        let (store, dir) = raced(2);
+        rt().block_on(async {
+            let s =
+                Server::from_value(&json!({"hostname": "n", "address": "10.0.0.1"}), "s").unwrap();
+            store.put_servers(&[s]).await.unwrap();
+            let placed = place(&store, &Native, &request(), 8).await.unwrap();
+            assert!(placed.saved);
+            assert_eq!(placed.retries, 2);
+            assert_eq!(placed.conflicts.len(), 2);
+            assert!(
+                placed.conflicts[0].contains("port 20000 on n is held by rival.2"),
+                "{:?}",
+                placed.conflicts
+            );
+            // The third decision saw both rivals and took the next free port.
+            let route = placed.decided.route.unwrap();
+            assert_eq!(route.ports[0].1, 20002);
+            assert!(store.inner.check().unwrap().is_empty());
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn losing_every_retry_is_a_clear_error_that_wrote_nothing() {
+        let (store, dir) = raced(100);
+        rt().block_on(async {
+            let s =
+                Server::from_value(&json!({"hostname": "n", "address": "10.0.0.1"}), "s").unwrap();
+            store.put_servers(&[s]).await.unwrap();
+            let e = place(&store, &Native, &request(), 3).await.unwrap_err();
+            match &e {
+                PlaceError::Contention { retries, conflicts } => {
+                    assert_eq!(*retries, 3);
+                    assert_eq!(conflicts.len(), 4);
+                }
+                other => panic!("{other}"),
+            }
+            assert_eq!(e.kind(), "save_conflict");
+            assert!(
+                e.to_string().starts_with("could not save after 3 retries"),
+                "{e}"
+            );
+            let cluster = store.cluster().await.unwrap();
+            assert!(cluster.route("web.1").is_none());
+            assert_eq!(cluster.routes().count(), 4, "only the rivals");
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn errors_and_unnamed_containers_save_nothing() {
+        let (store, dir) = raced(0);
+        rt().block_on(async {
+            let e = place(&store, &Native, &request(), 8).await.unwrap();
+            assert!(!e.saved);
+            assert_eq!(e.decided.error_kind.as_deref(), Some("no_eligible_server"));
+            let s =
+                Server::from_value(&json!({"hostname": "n", "address": "10.0.0.1"}), "s").unwrap();
+            store.put_servers(&[s]).await.unwrap();
+            let unnamed = place(&store, &Native, &json!({"container": {"Image": "w"}}), 8)
+                .await
+                .unwrap();
+            assert!(!unnamed.saved && !unnamed.decided.is_error());
+            assert_eq!(store.cluster().await.unwrap().routes().count(), 0);
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn module_output_is_read_back_into_a_route() {
+        let ok = Decided::from_output(
+            r#"{"server":{"hostname":"n"},"route":{"name":"a.1","server":"n","ports":{"80/tcp":20000}}}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.route.unwrap().ports[0].1, 20000);
+        let err =
+            Decided::from_output(r#"{"error":{"kind":"name_in_use","message":"x"}}"#).unwrap();
+        assert_eq!(err.error_kind.as_deref(), Some("name_in_use"));
+        for bad in ["nope", "{}", r#"{"server":{},"route":{"server":1}}"#] {
+            assert!(
+                matches!(Decided::from_output(bad), Err(PlaceError::Engine(_))),
+                "{bad}"
+            );
+        }
+    }
+}

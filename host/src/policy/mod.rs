@@ -72,7 +72,8 @@ pub struct Limits {
     /// Most linear memory a one-shot call's instance may have. Default 64 MiB.
     pub memory_bytes: usize,
     /// Most linear memory a [`Resident`] instance may have: it holds the
-    /// whole cluster, about 300 bytes per route. Default 1 GiB.
+    /// whole cluster: about 500 bytes per route (486 MiB at 10^6 routes on
+    /// 1,000 servers, see docs/PERFORMANCE.md). Default 1 GiB.
     pub resident_memory_bytes: usize,
     /// Budget of one call that loads state into a [`Resident`] (a batch of
     /// at most [`Resident::BATCH`] routes). Default 1 s.

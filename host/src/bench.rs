@@ -153,7 +153,9 @@ async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Fa
     }))
 }
 
-/// Places requests `from..to` from `conc` tasks; returns the retries.
+/// Places requests `from..to` from `conc` tasks; returns the retries. On
+/// the embedded store they go through the batching placer, as in
+/// `flocker serve`; on etcd each task places on its own.
 async fn place_range(
     store: &Arc<AnyStore>,
     run: u32,
@@ -161,24 +163,25 @@ async fn place_range(
     to: u32,
     conc: u32,
 ) -> Result<u64, Failure> {
-    // As `flocker serve` does: one place at a time per process on the
-    // embedded store, concurrent on etcd.
-    let lock = Arc::new(tokio::sync::Mutex::new(()));
-    let serialize = matches!(**store, AnyStore::File(_));
+    let placer = match &**store {
+        AnyStore::File(fs) => Some(
+            fs.placer(Arc::new(Native), 64, 256)
+                .map_err(|e| Failure::failed(e.to_string()))?,
+        ),
+        AnyStore::Etcd(_) => None,
+    };
     let mut tasks = Vec::new();
     for w in 0..conc {
         let store = store.clone();
-        let lock = lock.clone();
+        let placer = placer.clone();
         tasks.push(tokio::spawn(async move {
             let mut retries = 0u64;
             for i in (from + w..to).step_by(conc as usize) {
                 let r = request(run, i);
-                let _serial = if serialize {
-                    Some(lock.lock().await)
-                } else {
-                    None
+                let p = match &placer {
+                    Some(placer) => placer.place(r).await?,
+                    None => place::place(&*store, &Native, &r, 64).await?,
                 };
-                let p = place::place(&*store, &Native, &r, 64).await?;
                 if !p.saved {
                     return Err(place::PlaceError::Engine(format!(
                         "not saved: {}",

@@ -47,6 +47,7 @@ use crate::metrics::Metrics;
 use crate::place::{self, Decided, Engine, Native, PlaceError};
 use crate::policy::PolicyHost;
 use crate::store::any::AnyStore;
+use crate::store::file::Placer;
 use crate::store::{PolicyRecord, Store};
 use crate::wasm_engine::{self, Wasm};
 
@@ -72,6 +73,9 @@ pub struct ServeArgs {
     pub retries: u32,
 }
 
+/// Most places decided and saved in one embedded-store transaction.
+const PLACER_BATCH: usize = 256;
+
 struct App {
     store: AnyStore,
     store_url: String,
@@ -79,11 +83,12 @@ struct App {
     policy: Option<Arc<PolicyHost>>,
     metrics: Metrics,
     retries: u32,
-    /// On the embedded store, places in this process run one at a time:
-    /// redb serializes write transactions anyway, and deciding on state a
-    /// concurrent place is about to change only buys a conflict and a
-    /// retry. On etcd, places run concurrently and conflicts are retried.
-    place_lock: Option<tokio::sync::Mutex<()>>,
+    /// On the embedded store, places go through a batching placer: the
+    /// places that arrive while one batch is written are decided in order
+    /// and saved together, one transaction and one fsync per batch, never
+    /// conflicting with each other. On etcd, places run concurrently and
+    /// conflicts are retried.
+    placer: Option<Placer>,
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -124,11 +129,11 @@ async fn v1_place(State(app): State<Arc<App>>, body: Bytes) -> Response {
             );
         }
     };
-    let _serial = match &app.place_lock {
-        Some(lock) => Some(lock.lock().await),
-        None => None,
+    let placed = match &app.placer {
+        Some(placer) => placer.place(request).await,
+        None => place::place(&app.store, &app.engine, &request, app.retries).await,
     };
-    match place::place(&app.store, &app.engine, &request, app.retries).await {
+    match placed {
         Ok(p) => {
             app.metrics.placed(p.saved, p.retries);
             app.metrics
@@ -381,9 +386,15 @@ pub async fn run(args: ServeArgs) -> Result<i32, Failure> {
     let addr = listener
         .local_addr()
         .map_err(|e| Failure::failed(e.to_string()))?;
-    let place_lock = matches!(store, AnyStore::File(_)).then(|| tokio::sync::Mutex::new(()));
+    let placer = match &store {
+        AnyStore::File(fs) => Some(
+            fs.placer(engine.clone(), args.retries, PLACER_BATCH)
+                .map_err(|e| Failure::failed(e.to_string()))?,
+        ),
+        AnyStore::Etcd(_) => None,
+    };
     let app = Arc::new(App {
-        place_lock,
+        placer,
         store,
         store_url: args.store.store.clone(),
         engine,

@@ -440,7 +440,16 @@ async fn place_cmd(args: PlaceArgs) -> Outcome {
     let store = open_store(&args.store).await?;
     let engine = engine_for(args.engine, &store).await?;
     let name = request.get("name").cloned().unwrap_or(Value::Null);
-    let placed = match place::place(&store, &engine, &request, args.retries).await {
+    // On the embedded store, the decision is made under the file's write
+    // lock, on exactly the state it is saved over (see FileStore::placer).
+    let result = match &store {
+        AnyStore::File(fs) => match fs.placer(engine.clone(), args.retries, 1) {
+            Ok(placer) => placer.place(request).await,
+            Err(e) => Err(PlaceError::Store(e)),
+        },
+        AnyStore::Etcd(_) => place::place(&store, &engine, &request, args.retries).await,
+    };
+    let placed = match result {
         Ok(p) => p,
         Err(e) => {
             if let PlaceError::Contention { retries, conflicts } = &e {

@@ -36,6 +36,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::{named_volumes, PolicyRecord, Saved, Store, StoreError};
+use crate::place::{Decided, Engine, PlaceError, Placed};
 
 const INVENTORY: TableDefinition<&str, &str> = TableDefinition::new("inventory");
 const ROUTES: TableDefinition<&str, &str> = TableDefinition::new("routes");
@@ -299,27 +300,7 @@ impl Inner {
             tried!(self, txn.abort())?;
             return Ok(out);
         }
-        let start = {
-            let mut meta = tried!(self, txn.open_table(META))?;
-            let start = match tried!(self, meta.get(GENERATION))? {
-                None => 0,
-                Some(v) => v
-                    .value()
-                    .parse::<u64>()
-                    .map_err(|e| corrupt("meta/generation".into(), e))?,
-            };
-            let end = start + changes.len() as u64;
-            tried!(self, meta.insert(GENERATION, end.to_string().as_str()))?;
-            let mut log = tried!(self, txn.open_table(CHANGELOG))?;
-            for (i, c) in changes.iter().enumerate() {
-                let text = c.to_value().to_string();
-                tried!(self, log.insert(start + 1 + i as u64, text.as_str()))?;
-            }
-            if end > CHANGELOG_KEEP {
-                tried!(self, log.retain_in(..=(end - CHANGELOG_KEEP), |_, _| false))?;
-            }
-            start
-        };
+        let start = self.record(&txn, &changes)?;
         tried!(self, txn.commit())?;
         let end = start + changes.len() as u64;
         let mut cache = self.lock();
@@ -336,6 +317,37 @@ impl Inner {
             self.catch_up(&mut cache, &rtxn, generation)?;
         }
         Ok(out)
+    }
+
+    /// The generation a write transaction starts from.
+    fn generation_in_write(&self, txn: &WriteTransaction) -> Result<u64, StoreError> {
+        let meta = tried!(self, txn.open_table(META))?;
+        let g = tried!(self, meta.get(GENERATION))?;
+        match g {
+            None => Ok(0),
+            Some(v) => v
+                .value()
+                .parse::<u64>()
+                .map_err(|e| corrupt("meta/generation".into(), e)),
+        }
+    }
+
+    /// Appends `changes` to the changelog and moves the generation past
+    /// them, in `txn`; returns the generation the transaction started from.
+    fn record(&self, txn: &WriteTransaction, changes: &[Change]) -> Result<u64, StoreError> {
+        let start = self.generation_in_write(txn)?;
+        let end = start + changes.len() as u64;
+        let mut meta = tried!(self, txn.open_table(META))?;
+        tried!(self, meta.insert(GENERATION, end.to_string().as_str()))?;
+        let mut log = tried!(self, txn.open_table(CHANGELOG))?;
+        for (i, c) in changes.iter().enumerate() {
+            let text = c.to_value().to_string();
+            tried!(self, log.insert(start + 1 + i as u64, text.as_str()))?;
+        }
+        if end > CHANGELOG_KEEP {
+            tried!(self, log.retain_in(..=(end - CHANGELOG_KEEP), |_, _| false))?;
+        }
+        Ok(start)
     }
 
     fn put_servers(&self, servers: &[Server]) -> Result<(), StoreError> {
@@ -367,7 +379,17 @@ impl Inner {
     }
 
     fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
-        self.write(|txn| {
+        self.write(|txn| self.save_in(txn, route))
+    }
+
+    /// Checks and writes one route in `txn` (see [`Store::save_decision`]);
+    /// nothing is written on a conflict.
+    fn save_in(
+        &self,
+        txn: &WriteTransaction,
+        route: &Route,
+    ) -> Result<(Saved, Vec<Change>), StoreError> {
+        {
             let mut routes = tried!(self, txn.open_table(ROUTES))?;
             let mut volumes = tried!(self, txn.open_table(VOLUMES))?;
             let mut ports = tried!(self, txn.open_table(PORTS))?;
@@ -435,7 +457,7 @@ impl Inner {
                 }
             }
             Ok((Saved::Saved, changes))
-        })
+        }
     }
 
     fn remove_route(&self, name: &str) -> Result<Option<Route>, StoreError> {
@@ -609,6 +631,229 @@ impl Inner {
             }
         }
         Ok(problems)
+    }
+}
+
+/// What one request of a batch came to: the decision, and whether its
+/// route was saved (`None` when there was nothing to save).
+type BatchOutcome = Result<(Decided, Option<Saved>), PlaceError>;
+
+/// How often a batch may find that another process wrote between its
+/// catch-up and its write lock before it gives up.
+const BATCH_ATTEMPTS: usize = 64;
+
+impl Inner {
+    /// Decides and saves `requests` in one write transaction, one fsync.
+    ///
+    /// The batch holds redb's write lock (across processes) and first
+    /// brings the cache to the generation the transaction starts from, so
+    /// every decision is made on exactly the state it is saved over, and
+    /// each request sees the routes saved before it in the batch: the same
+    /// answers as placing them one after another. The save's checks still
+    /// run (and a conflict is reported), as a guard.
+    ///
+    /// The cache shows the batch's routes from their decision on (like the
+    /// etcd store's saves in flight); if the commit fails, the cache is
+    /// rebuilt from the file.
+    fn place_batch(
+        &self,
+        requests: &[&Value],
+        engine: &dyn Engine,
+    ) -> Result<Vec<BatchOutcome>, StoreError> {
+        for _ in 0..BATCH_ATTEMPTS {
+            self.fresh_cluster()?;
+            let txn = self.begin_write()?;
+            let start = self.generation_in_write(&txn)?;
+            let mut cache = self.lock();
+            if cache.generation != start {
+                // Another process wrote after the catch-up.
+                drop(cache);
+                tried!(self, txn.abort())?;
+                continue;
+            }
+            let mut outcomes = Vec::with_capacity(requests.len());
+            let mut changes = Vec::new();
+            for request in requests {
+                let decided = match engine.decide(&cache.cluster, request) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        outcomes.push(Err(e));
+                        continue;
+                    }
+                };
+                let Some(route) = decided.route.clone().filter(|_| !decided.is_error()) else {
+                    outcomes.push(Ok((decided, None)));
+                    continue;
+                };
+                let (saved, made) = match self.save_in(&txn, &route) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        cache.generation = 0; // the cache may show this batch: rebuild
+                        return Err(e);
+                    }
+                };
+                if !made.is_empty() {
+                    let cluster = Arc::make_mut(&mut cache.cluster);
+                    for c in &made {
+                        cluster.apply_change(c.clone());
+                        let _ = self.changes.send(c.clone());
+                    }
+                    changes.extend(made);
+                }
+                outcomes.push(Ok((decided, Some(saved))));
+            }
+            if changes.is_empty() {
+                drop(cache);
+                tried!(self, txn.abort())?;
+                return Ok(outcomes);
+            }
+            // The decisions are made; readers may take the cache (with this
+            // batch in it) while the commit waits for the disk.
+            drop(cache);
+            let committed = self
+                .record(&txn, &changes)
+                .and_then(|_| tried!(self, txn.commit()));
+            let mut cache = self.lock();
+            match committed {
+                Ok(()) => {
+                    let end = start + changes.len() as u64;
+                    if cache.generation < end {
+                        // Unless a reader already caught up through the log.
+                        cache.generation = if cache.generation == start { end } else { 0 };
+                    }
+                    return Ok(outcomes);
+                }
+                Err(e) => {
+                    cache.generation = 0;
+                    return Err(e);
+                }
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "{}: other processes kept writing; gave up after {BATCH_ATTEMPTS} attempts",
+            self.path.display()
+        )))
+    }
+}
+
+/// Places requests against the embedded store in batches: requests that
+/// arrive while a batch is being written wait for the next one, which is
+/// decided and saved in one transaction (see `Inner::place_batch`). So
+/// concurrent places cost one fsync per batch instead of one each, and
+/// never conflict with each other. A clone shares the one writer thread;
+/// it stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Placer {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+struct Job {
+    request: Value,
+    conflicts: Vec<String>,
+    reply: tokio::sync::oneshot::Sender<Result<Placed, PlaceError>>,
+}
+
+impl FileStore {
+    /// A batching placer deciding with `engine`; a request whose save
+    /// conflicts (another process got in first) is re-decided in the next
+    /// batch, at most `max_retries` times.
+    pub fn placer(
+        &self,
+        engine: Arc<dyn Engine>,
+        max_retries: u32,
+        max_batch: usize,
+    ) -> Result<Placer, StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let inner = self.inner.clone();
+        let max_batch = max_batch.max(1);
+        std::thread::Builder::new()
+            .name("flocker-placer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    while jobs.len() < max_batch {
+                        match rx.try_recv() {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    run_jobs(&inner, &*engine, jobs, max_retries);
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the placer: {e}")))?;
+        Ok(Placer { jobs: tx })
+    }
+}
+
+fn run_jobs(inner: &Inner, engine: &dyn Engine, mut jobs: Vec<Job>, max_retries: u32) {
+    while !jobs.is_empty() {
+        let requests: Vec<&Value> = jobs.iter().map(|j| &j.request).collect();
+        let outcomes = match inner.place_batch(&requests, engine) {
+            Ok(o) => o,
+            Err(e) => {
+                let message = e.to_string();
+                for job in jobs {
+                    let _ = job
+                        .reply
+                        .send(Err(PlaceError::Store(StoreError::Unavailable(
+                            message.clone(),
+                        ))));
+                }
+                return;
+            }
+        };
+        let mut again = Vec::new();
+        for (mut job, outcome) in jobs.into_iter().zip(outcomes) {
+            let retries = job.conflicts.len() as u32;
+            let answer = match outcome {
+                Err(e) => Err(e),
+                Ok((decided, None)) => Ok(Placed {
+                    decided,
+                    saved: false,
+                    retries,
+                    conflicts: job.conflicts,
+                }),
+                Ok((decided, Some(Saved::Saved))) => Ok(Placed {
+                    decided,
+                    saved: true,
+                    retries,
+                    conflicts: job.conflicts,
+                }),
+                Ok((_, Some(Saved::Conflict(why)))) => {
+                    job.conflicts.push(why);
+                    if job.conflicts.len() as u32 > max_retries {
+                        Err(PlaceError::Contention {
+                            retries: max_retries,
+                            conflicts: job.conflicts,
+                        })
+                    } else {
+                        again.push(job);
+                        continue;
+                    }
+                }
+            };
+            let _ = job.reply.send(answer);
+        }
+        jobs = again;
+    }
+}
+
+impl Placer {
+    /// Decides `request` and saves its route, batched with whatever else
+    /// is being placed; the answer of [`crate::place::place`].
+    pub async fn place(&self, request: Value) -> Result<Placed, PlaceError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            request,
+            conflicts: Vec::new(),
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .map_err(|_| PlaceError::Store(StoreError::Unavailable("the placer stopped".into())))?;
+        answer
+            .await
+            .map_err(|_| PlaceError::Store(StoreError::Unavailable("the placer stopped".into())))?
     }
 }
 
@@ -914,6 +1159,67 @@ mod tests {
         }
         assert_eq!(patched.to_snapshot(), new.to_snapshot());
         assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn the_placer_batches_concurrent_places_as_if_one_after_another() {
+        let dir = tempdir();
+        let store = FileStore::open(dir.join("s.redb")).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            store
+                .put_servers(&[server("n1"), server("n2")])
+                .await
+                .unwrap();
+            let placer = store.placer(Arc::new(crate::place::Native), 8, 64).unwrap();
+            let req = |n: String| {
+                json!({"name": n, "container": {"Image": "w"},
+                       "image": {"Config": {"ExposedPorts": {"80/tcp": {}}}}})
+            };
+            let tasks: Vec<_> = (0..40)
+                .map(|i| {
+                    let (p, r) = (placer.clone(), req(format!("w.{i}")));
+                    tokio::spawn(async move { p.place(r).await })
+                })
+                .collect();
+            // The same name twice in flight: one is placed, the other is
+            // decided after it and refused.
+            let twins: Vec<_> = (0..2)
+                .map(|_| {
+                    let (p, r) = (placer.clone(), req("twin.1".into()));
+                    tokio::spawn(async move { p.place(r).await })
+                })
+                .collect();
+            for t in tasks {
+                let placed = t.await.unwrap().unwrap();
+                assert!(placed.saved, "{}", placed.decided.output);
+                assert_eq!(placed.retries, 0);
+            }
+            let mut kinds: Vec<Option<String>> = Vec::new();
+            for t in twins {
+                kinds.push(t.await.unwrap().unwrap().decided.error_kind);
+            }
+            kinds.sort();
+            assert_eq!(kinds, vec![None, Some("name_in_use".to_string())]);
+            let cluster = store.cluster().await.unwrap();
+            assert_eq!(cluster.routes().count(), 41);
+            let mut ports = std::collections::BTreeSet::new();
+            for r in cluster.routes() {
+                assert!(ports.insert((r.server.clone(), r.ports[0].1)), "{r:?}");
+            }
+            // Least loaded, as one after another: 21 and 20 (or 20 and 21).
+            let on_n1 = cluster.routes().filter(|r| r.server == "n1").count();
+            assert!(on_n1 == 20 || on_n1 == 21, "{on_n1}");
+        });
+        assert_eq!(store.check().unwrap(), Vec::<String>::new());
+        // Another handle (another process) reads the same records back.
+        let other = FileStore::open(dir.join("s.redb")).unwrap();
+        let c = rt.block_on(other.cluster()).unwrap();
+        assert_eq!(c.routes().count(), 41);
     }
 
     fn tempdir() -> PathBuf {

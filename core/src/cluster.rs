@@ -22,8 +22,6 @@ use crate::server::{Server, DEFAULT_PORT_RANGE};
 pub(crate) struct Usage {
     pub live: u64,
     pub ports: PortSet,
-    /// service -> its live members here.
-    pub services: BTreeMap<String, u64>,
 }
 
 impl Default for Usage {
@@ -31,7 +29,6 @@ impl Default for Usage {
         Usage {
             live: 0,
             ports: PortSet::new(DEFAULT_PORT_RANGE),
-            services: BTreeMap::new(),
         }
     }
 }
@@ -53,6 +50,10 @@ pub struct Cluster {
     volumes: BTreeMap<String, String>,
     /// service -> its live members, ordered by name.
     members: BTreeMap<String, BTreeSet<String>>,
+    /// service -> hostname -> its live members there. Keyed by service first
+    /// so a decision fetches one service's spread and walks it beside the
+    /// servers (both in hostname order) instead of a lookup per server.
+    spread: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// One incremental change to a [`Cluster`], as a host's store reports it.
@@ -249,7 +250,12 @@ impl Cluster {
             for (_, host) in &route.ports {
                 usage.ports.insert(*host);
             }
-            *usage.services.entry(route.service.clone()).or_insert(0) += 1;
+            *self
+                .spread
+                .entry(route.service.clone())
+                .or_default()
+                .entry(route.server.clone())
+                .or_insert(0) += 1;
             self.members
                 .entry(route.service.clone())
                 .or_default()
@@ -267,14 +273,19 @@ impl Cluster {
                 for (_, p) in &route.ports {
                     usage.ports.remove(*p);
                 }
-                if let Some(n) = usage.services.get_mut(&route.service) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        usage.services.remove(&route.service);
-                    }
-                }
                 if host.server.is_none() && usage.live == 0 {
                     self.hosts.remove(&route.server);
+                }
+            }
+            if let Some(hosts) = self.spread.get_mut(&route.service) {
+                if let Some(n) = hosts.get_mut(&route.server) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        hosts.remove(&route.server);
+                    }
+                }
+                if hosts.is_empty() {
+                    self.spread.remove(&route.service);
                 }
             }
             if let Some(m) = self.members.get_mut(&route.service) {
@@ -344,6 +355,11 @@ impl Cluster {
         self.hosts.get(hostname).map(|h| &h.usage)
     }
 
+    /// hostname -> live members of `service` there, in hostname order.
+    pub(crate) fn spread(&self, service: &str) -> Option<&BTreeMap<String, u64>> {
+        self.spread.get(service)
+    }
+
     /// A server's load: its stated `containers`, else its live routes.
     pub fn load(&self, server: &Server) -> u64 {
         let live = self.hosts.get(&server.hostname).map_or(0, |h| h.usage.live);
@@ -406,7 +422,7 @@ mod tests {
         assert_eq!(c.route("a.1").unwrap().state, "removed");
         assert!(!c.usage("n1").unwrap().ports.contains(20000));
         assert_eq!(c.members("a").count(), 1);
-        assert_eq!(c.usage("n1").unwrap().services.get("a"), Some(&1));
+        assert_eq!(c.spread("a").and_then(|h| h.get("n1")), Some(&1));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The decision (SPEC section 4) and the order in which the rules make it.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
 use crate::cluster::Cluster;
@@ -32,17 +33,31 @@ pub struct Decision {
 
 impl Decision {
     pub fn to_value(&self) -> Value {
-        json!({
-            "server": {
-                "hostname": self.server.hostname,
-                "address": self.server.address,
-                "docker": self.server.docker,
-            },
-            "container": Value::Object(self.container.clone()),
-            "links_env": self.links_env,
-            "route": self.route.as_ref().map_or(Value::Null, Route::to_value),
-            "explain": self.explain.to_value(),
-        })
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// Written straight to the output, with no `Value` tree in between: a
+/// decision is rendered on every call, and the body can be large.
+impl Serialize for Decision {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("server", &self.server)?;
+        m.serialize_entry("container", &self.container)?;
+        m.serialize_entry("links_env", &self.links_env)?;
+        m.serialize_entry("route", &self.route)?;
+        m.serialize_entry("explain", &self.explain)?;
+        m.end()
+    }
+}
+
+impl Serialize for ServerRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("hostname", &self.hostname)?;
+        m.serialize_entry("address", &self.address)?;
+        m.serialize_entry("docker", &self.docker)?;
+        m.end()
     }
 }
 

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Explain {
@@ -33,11 +34,29 @@ impl Explain {
     }
 
     pub fn to_value(&self) -> Value {
-        let mut rejected = Map::new();
-        for (host, reason) in &self.rejected {
-            rejected.insert(host.clone(), json!(reason));
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+impl Serialize for Explain {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("summary", &self.summary)?;
+        m.serialize_entry("rejected", &Rejected(&self.rejected))?;
+        m.end()
+    }
+}
+
+/// `{"node1": "full", ...}` in hostname order.
+struct Rejected<'a>(&'a [(String, String)]);
+
+impl Serialize for Rejected<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (host, reason) in self.0 {
+            m.serialize_entry(host, reason)?;
         }
-        json!({ "summary": self.summary, "rejected": Value::Object(rejected) })
+        m.end()
     }
 }
 

@@ -75,9 +75,12 @@ pub fn parse(input: &[u8]) -> Result<Value, DecisionError> {
 
 /// The SPEC output for a result, as compact JSON.
 pub fn render(result: &Result<Decision, DecisionError>) -> String {
-    let v = match result {
-        Ok(d) => d.to_value(),
-        Err(e) => e.to_value(),
-    };
-    v.to_string()
+    match result {
+        Ok(d) => serde_json::to_string(d).unwrap_or_else(|e| {
+            DecisionError::invalid("", format!("the decision could not be written: {e}"))
+                .to_value()
+                .to_string()
+        }),
+        Err(e) => e.to_value().to_string(),
+    }
 }

@@ -1,7 +1,8 @@
 //! A route record (SPEC sections 4 and 5): where an earlier decision put a
 //! named container, which host ports it holds and what env it was given.
 
-use serde_json::{json, Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
 
 use crate::error::DecisionError;
 use crate::json_path::{field, object, opt_object, opt_string, opt_strings, required_string};
@@ -82,20 +83,35 @@ impl Route {
     }
 
     pub fn to_value(&self) -> Value {
-        let mut ports = Map::new();
-        for (p, h) in &self.ports {
-            ports.insert(p.to_string(), json!(h));
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+impl Serialize for Route {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(8))?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("service", &self.service)?;
+        m.serialize_entry("server", &self.server)?;
+        m.serialize_entry("address", &self.address)?;
+        m.serialize_entry("ports", &PortMap(&self.ports))?;
+        m.serialize_entry("env", &self.env)?;
+        m.serialize_entry("volumes", &self.volumes)?;
+        m.serialize_entry("state", &self.state)?;
+        m.end()
+    }
+}
+
+/// `{"80/tcp": 20001, ...}` in link order.
+struct PortMap<'a>(&'a [(Port, u16)]);
+
+impl Serialize for PortMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (port, host) in self.0 {
+            m.serialize_entry(&port.to_string(), host)?;
         }
-        json!({
-            "name": self.name,
-            "service": self.service,
-            "server": self.server,
-            "address": self.address,
-            "ports": Value::Object(ports),
-            "env": self.env,
-            "volumes": self.volumes,
-            "state": self.state,
-        })
+        m.end()
     }
 }
 
@@ -109,6 +125,7 @@ fn strings(o: &Map<String, Value>, path: &str, key: &str) -> Result<Vec<String>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn route_record_round_trips_with_ports_in_link_order() {

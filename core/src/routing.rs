@@ -66,12 +66,13 @@ pub(crate) fn choose<'c>(
     let service = req.name.as_ref().map(|n| n.service.as_str());
     let mut rejected = Vec::new();
     let mut best: Option<((u64, u64), &Server, &Usage)> = None;
+    let mut spread = Spread::new(service.and_then(|s| cluster.spread(s)));
     for (server, usage) in cluster.servers_with_usage() {
         if let Some(reason) = rejection(server, usage, req, restriction, ports) {
             rejected.push((server.hostname.clone(), reason));
             continue;
         }
-        let same_service = service.map_or(0, |s| usage.services.get(s).copied().unwrap_or(0));
+        let same_service = spread.count(&server.hostname);
         let key = (load(server, usage), same_service);
         // Servers come in hostname order, so a strict `<` keeps the smallest
         // hostname among equal keys.
@@ -83,5 +84,36 @@ pub(crate) fn choose<'c>(
     match best {
         Some((_, server, usage)) => Ok((server, usage, explain)),
         None => Err(DecisionError::NoEligibleServer { explain }),
+    }
+}
+
+/// Live members of the service per hostname, read by walking the service's
+/// (hostname-ordered) map alongside the servers, which come in the same order.
+struct Spread<'c> {
+    hosts: Option<std::iter::Peekable<std::collections::btree_map::Iter<'c, String, u64>>>,
+}
+
+impl<'c> Spread<'c> {
+    fn new(map: Option<&'c std::collections::BTreeMap<String, u64>>) -> Self {
+        Spread {
+            hosts: map.map(|m| m.iter().peekable()),
+        }
+    }
+
+    /// The count for `hostname`; hostnames must be asked in ascending order.
+    fn count(&mut self, hostname: &str) -> u64 {
+        let Some(hosts) = self.hosts.as_mut() else {
+            return 0;
+        };
+        while let Some((h, n)) = hosts.peek() {
+            match h.as_str().cmp(hostname) {
+                std::cmp::Ordering::Less => {
+                    hosts.next();
+                }
+                std::cmp::Ordering::Equal => return **n,
+                std::cmp::Ordering::Greater => return 0,
+            }
+        }
+        0
     }
 }

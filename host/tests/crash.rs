@@ -30,7 +30,8 @@ fn sigkill_mid_write_reopens_consistent() {
     );
     let mut before = 0;
     for round in 0..8u64 {
-        // A writer placing as fast as it can. Another process reads the
+        // A writer placing as fast as it can, 8 at a time (so its
+        // transactions carry batches of routes). Another process reads the
         // same file while it writes (redb's multi-process mode) until it has
         // seen the writer commit; then the writer is killed a little later,
         // at a different point each round.
@@ -44,6 +45,8 @@ fn sigkill_mid_write_reopens_consistent() {
                 "--servers",
                 "2",
                 "--place-only",
+                "--concurrency",
+                "8",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

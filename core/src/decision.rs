@@ -8,9 +8,10 @@ use crate::env::{merge_image_env, Appender};
 use crate::error::DecisionError;
 use crate::explain::Explain;
 use crate::port::Port;
+use crate::publishing::HostPorts;
 use crate::request::{NetworkMode, Request};
 use crate::route::{Route, LIVE};
-use crate::{links, pins, publishing, routing};
+use crate::{links, pins, routing};
 
 /// The chosen server, as a proxy needs it to forward the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,9 +83,9 @@ impl Cluster {
             .iter()
             .map(|l| links::resolve(self, l, req.name.as_ref()).map(|t| (l, t)))
             .collect::<Result<Vec<_>, _>>()?;
-        let requests = publishing::host_requests(&req);
-        let (server, usage, explain) = routing::choose(self, &req, &restriction, &requests)?;
-        let host_ports = publishing::assign(&usage.ports, server, &requests).map_err(|reason| {
+        let ports = HostPorts::of(&req);
+        let (server, usage, explain) = routing::choose(self, &req, &restriction, &ports)?;
+        let host_ports = ports.assign(server, &usage.ports).map_err(|reason| {
             // `choose` only returns a server that passed the same check.
             DecisionError::NoEligibleServer {
                 explain: Explain::new(1, vec![(server.hostname.clone(), reason)]),

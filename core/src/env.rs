@@ -26,7 +26,9 @@ pub(crate) fn merge_image_env(user: &[&str], image: &[&str]) -> Vec<String> {
 /// Entries appended after the user's: the first entry for a key wins, and a
 /// key the user set is never overridden.
 pub(crate) struct Appender<'a> {
+    /// Keys the user set, and keys appended so far.
     taken: BTreeSet<&'a str>,
+    appended: BTreeSet<String>,
     pub added: Vec<String>,
 }
 
@@ -34,23 +36,20 @@ impl<'a> Appender<'a> {
     pub fn new(user: &[&'a str]) -> Appender<'a> {
         Appender {
             taken: user.iter().map(|e| env_key(e)).collect(),
+            appended: BTreeSet::new(),
             added: Vec::new(),
         }
     }
 
-    /// Whether an entry for this key would still be appended.
-    pub fn is_free(&self, key: &str) -> bool {
-        !self.taken.contains(key) && !self.added.iter().any(|e| env_key(e) == key)
-    }
-
     /// Appends `entry` unless its key is taken; returns whether it was.
     pub fn push(&mut self, entry: String) -> bool {
-        if self.is_free(env_key(&entry)) {
-            self.added.push(entry);
-            true
-        } else {
-            false
+        let key = env_key(&entry);
+        if self.taken.contains(key) || self.appended.contains(key) {
+            return false;
         }
+        self.appended.insert(key.to_string());
+        self.added.push(entry);
+        true
     }
 }
 

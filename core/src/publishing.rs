@@ -6,108 +6,122 @@ use crate::port_set::PortSet;
 use crate::request::{NetworkMode, Request};
 use crate::server::Server;
 
-/// The host side of every port the container publishes, in link order: one
-/// request per binding, or a single `Any` for a port that is only exposed.
-pub(crate) fn host_requests(req: &Request) -> Vec<HostPortRequest> {
-    match req.network {
-        NetworkMode::Published => req
-            .ports
-            .iter()
-            .flat_map(|p| {
-                let explicit: Vec<HostPortRequest> = p.bindings.iter().map(|b| b.host).collect();
-                if explicit.is_empty() {
-                    vec![HostPortRequest::Any]
-                } else {
-                    explicit
-                }
-            })
-            .collect(),
-        // Host networking binds each exposed port on the server itself.
-        NetworkMode::Host => req
-            .ports
-            .iter()
-            .map(|p| HostPortRequest::Explicit(p.port.num, p.port.num))
-            .collect(),
-        NetworkMode::Container(_) => Vec::new(),
-    }
+/// The host side of every port the container publishes, in link order (one
+/// request per binding, or a single `Any` for a port that is only exposed),
+/// with what the eligibility check needs counted once per decision.
+pub(crate) struct HostPorts {
+    pub requests: Vec<HostPortRequest>,
+    /// The exact host ports asked for, each once.
+    exact: Vec<u16>,
+    /// How many ports the server's range must supply.
+    any: u32,
+    /// Whether a binding asks for a host-port range, which needs a trial run.
+    ranges: bool,
 }
 
-/// Why `server` cannot give these ports, or None when it can. Exact ports
-/// are checked one by one; the count of ports to pick is checked against the
-/// free count of the range, and only host-port ranges need a trial run.
-pub(crate) fn rejection(
-    server: &Server,
-    used: &PortSet,
-    requests: &[HostPortRequest],
-) -> Option<String> {
-    if requests.is_empty() {
-        return None;
-    }
-    let mut exact: Vec<u16> = Vec::new();
-    let mut any = 0u32;
-    let mut ranges = false;
-    for r in requests {
-        match *r {
-            HostPortRequest::Explicit(lo, hi) if lo == hi => {
-                if used.contains(lo) {
-                    return Some(format!("port {lo} taken"));
+impl HostPorts {
+    pub fn of(req: &Request) -> HostPorts {
+        let requests: Vec<HostPortRequest> = match req.network {
+            NetworkMode::Published => req
+                .ports
+                .iter()
+                .flat_map(|p| {
+                    let explicit: Vec<HostPortRequest> =
+                        p.bindings.iter().map(|b| b.host).collect();
+                    if explicit.is_empty() {
+                        vec![HostPortRequest::Any]
+                    } else {
+                        explicit
+                    }
+                })
+                .collect(),
+            // Host networking binds each exposed port on the server itself.
+            NetworkMode::Host => req
+                .ports
+                .iter()
+                .map(|p| HostPortRequest::Explicit(p.port.num, p.port.num))
+                .collect(),
+            NetworkMode::Container(_) => Vec::new(),
+        };
+        let mut exact = Vec::new();
+        let mut any = 0;
+        let mut ranges = false;
+        for r in &requests {
+            match *r {
+                HostPortRequest::Explicit(lo, hi) if lo == hi => {
+                    if !exact.contains(&lo) {
+                        exact.push(lo);
+                    }
                 }
-                if !exact.contains(&lo) {
-                    exact.push(lo);
-                }
+                HostPortRequest::Explicit(..) => ranges = true,
+                HostPortRequest::Any => any += 1,
             }
-            HostPortRequest::Explicit(..) => ranges = true,
-            HostPortRequest::Any => any += 1,
+        }
+        HostPorts {
+            requests,
+            exact,
+            any,
+            ranges,
         }
     }
-    if ranges {
-        return assign(used, server, requests).err();
-    }
-    let (lo, hi) = server.port_range;
-    let reserved_here = exact.iter().filter(|p| (lo..=hi).contains(*p)).count() as u32;
-    if any > used.free_in_range().saturating_sub(reserved_here) {
-        return Some("no free port in range".to_string());
-    }
-    None
-}
 
-/// The host port of each request, in order, on the chosen server. Exact
-/// ports come first, so that ports picked from a range step around them;
-/// then each range or `Any` takes the lowest port free both on the server and
-/// earlier in this decision.
-pub(crate) fn assign(
-    used: &PortSet,
-    server: &Server,
-    requests: &[HostPortRequest],
-) -> Result<Vec<u16>, String> {
-    let mut taken: Vec<u16> = requests
-        .iter()
-        .filter_map(|r| match *r {
-            HostPortRequest::Explicit(lo, hi) if lo == hi => Some(lo),
-            _ => None,
-        })
-        .collect();
-    let mut out = Vec::with_capacity(requests.len());
-    for r in requests {
-        let port = match *r {
-            HostPortRequest::Explicit(lo, hi) if lo == hi => lo,
-            HostPortRequest::Explicit(lo, hi) => {
-                let p = used
-                    .first_free(lo, hi, &taken)
-                    .ok_or_else(|| format!("port {lo}-{hi} taken"))?;
-                taken.push(p);
-                p
-            }
-            HostPortRequest::Any => {
-                let (lo, hi) = server.port_range;
-                let p = used
-                    .first_free(lo, hi, &taken)
-                    .ok_or_else(|| "no free port in range".to_string())?;
-                taken.push(p);
-                p
-            }
-        };
-        out.push(port);
+    /// Why `server` cannot give these ports, or None when it can. Exact
+    /// ports are checked one by one; the count of ports to pick is checked
+    /// against the free count of the range, and only host-port ranges need a
+    /// trial run.
+    pub fn rejection(&self, server: &Server, used: &PortSet) -> Option<String> {
+        if self.requests.is_empty() {
+            return None;
+        }
+        if let Some(p) = self.exact.iter().find(|p| used.contains(**p)) {
+            return Some(format!("port {p} taken"));
+        }
+        if self.ranges {
+            return self.assign(server, used).err();
+        }
+        let (lo, hi) = server.port_range;
+        let reserved_here = self.exact.iter().filter(|p| (lo..=hi).contains(*p)).count() as u32;
+        if self.any > used.free_in_range().saturating_sub(reserved_here) {
+            return Some("no free port in range".to_string());
+        }
+        None
     }
-    Ok(out)
+
+    /// The host port of each request, in order, on the chosen server. Exact
+    /// ports come first, so that ports picked from a range step around them;
+    /// then each range or `Any` takes the lowest port free both on the server and
+    /// earlier in this decision.
+    pub fn assign(&self, server: &Server, used: &PortSet) -> Result<Vec<u16>, String> {
+        let requests = &self.requests;
+        let mut taken: Vec<u16> = requests
+            .iter()
+            .filter_map(|r| match *r {
+                HostPortRequest::Explicit(lo, hi) if lo == hi => Some(lo),
+                _ => None,
+            })
+            .collect();
+        let mut out = Vec::with_capacity(requests.len());
+        for r in requests {
+            let port = match *r {
+                HostPortRequest::Explicit(lo, hi) if lo == hi => lo,
+                HostPortRequest::Explicit(lo, hi) => {
+                    let p = used
+                        .first_free(lo, hi, &taken)
+                        .ok_or_else(|| format!("port {lo}-{hi} taken"))?;
+                    taken.push(p);
+                    p
+                }
+                HostPortRequest::Any => {
+                    let (lo, hi) = server.port_range;
+                    let p = used
+                        .first_free(lo, hi, &taken)
+                        .ok_or_else(|| "no free port in range".to_string())?;
+                    taken.push(p);
+                    p
+                }
+            };
+            out.push(port);
+        }
+        Ok(out)
+    }
 }

@@ -4,8 +4,7 @@ use crate::cluster::{Cluster, Usage};
 use crate::error::DecisionError;
 use crate::explain::Explain;
 use crate::pins::Restriction;
-use crate::port::HostPortRequest;
-use crate::publishing;
+use crate::publishing::HostPorts;
 use crate::request::{Request, TagRule};
 use crate::server::Server;
 
@@ -15,7 +14,7 @@ fn rejection(
     usage: &Usage,
     req: &Request,
     restriction: &Restriction,
-    ports: &[HostPortRequest],
+    ports: &HostPorts,
 ) -> Option<String> {
     match restriction {
         Restriction::VikingServer(h) if *h != server.hostname => {
@@ -41,7 +40,7 @@ fn rejection(
     if server.reserved && restriction.server().is_none() {
         return Some("reserved".into());
     }
-    publishing::rejection(server, &usage.ports, ports)
+    ports.rejection(server, &usage.ports)
 }
 
 fn load(server: &Server, usage: &Usage) -> u64 {
@@ -61,7 +60,7 @@ pub(crate) fn choose<'c>(
     cluster: &'c Cluster,
     req: &Request,
     restriction: &Restriction,
-    ports: &[HostPortRequest],
+    ports: &HostPorts,
 ) -> Result<(&'c Server, &'c Usage, Explain), DecisionError> {
     let service = req.name.as_ref().map(|n| n.service.as_str());
     let mut rejected = Vec::new();

@@ -5,7 +5,7 @@
 //! - [`store`]: the `Store` trait, the embedded redb store, etcd, `--store` URLs.
 //! - [`place`]: decide, save atomically, re-decide on conflict.
 //! - [`policy`]: the wasmtime runtime, validation and hot swap.
-//! - [`cli`], [`serve`], [`bench`], [`metrics`]: the `flocker` command.
+//! - [`cli`], [`serve`], [`mod@bench`], [`metrics`]: the `flocker` command.
 
 pub mod bench;
 pub mod cli;

@@ -16,6 +16,12 @@
 //! Retries are reported in [`Placed::retries`] and [`Placed::conflicts`];
 //! `flocker place --report` prints them on stderr, `flocker serve` counts
 //! them in `flocker_place_retries_total`.
+//!
+//! This loop is how places run on etcd. On the embedded store, `flocker
+//! place`, `flocker serve` and `flocker bench` use
+//! [`crate::store::file::Placer`] instead, which runs the same steps inside
+//! the file's write transaction (so a save cannot lose) and batches
+//! concurrent places into one transaction; it answers the same [`Placed`].
 
 use std::sync::Arc;
 

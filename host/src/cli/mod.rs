@@ -84,8 +84,13 @@ pub enum EngineKind {
 
 #[derive(Args, Debug, Clone)]
 pub struct StoreArg {
-    /// The state store: etcd://HOST:PORT[,HOST:PORT...][/PREFIX] or file:PATH.
-    #[arg(long, env = "FLOCKER_STORE", default_value = crate::store::url::DEFAULT_STORE)]
+    /// The state store URL (see `crate::store::url`).
+    #[arg(
+        long,
+        env = "FLOCKER_STORE",
+        default_value = crate::store::url::DEFAULT_STORE,
+        help = "The state store: etcd://HOST:PORT[,HOST:PORT...][/PREFIX] or file:PATH"
+    )]
     pub store: String,
 }
 

@@ -638,15 +638,13 @@ impl Inner {
 /// route was saved (`None` when there was nothing to save).
 type BatchOutcome = Result<(Decided, Option<Saved>), PlaceError>;
 
-/// How often a batch may find that another process wrote between its
-/// catch-up and its write lock before it gives up.
-const BATCH_ATTEMPTS: usize = 64;
-
 impl Inner {
     /// Decides and saves `requests` in one write transaction, one fsync.
     ///
     /// The batch holds redb's write lock (across processes) and first
-    /// brings the cache to the generation the transaction starts from, so
+    /// brings the cache to the generation the transaction starts from
+    /// (reading what other processes wrote, as a read transaction sees it
+    /// while no one else can commit), so
     /// every decision is made on exactly the state it is saved over, and
     /// each request sees the routes saved before it in the batch: the same
     /// answers as placing them one after another. The save's checks still
@@ -660,79 +658,81 @@ impl Inner {
         requests: &[&Value],
         engine: &dyn Engine,
     ) -> Result<Vec<BatchOutcome>, StoreError> {
-        for _ in 0..BATCH_ATTEMPTS {
-            self.fresh_cluster()?;
-            let txn = self.begin_write()?;
-            let start = self.generation_in_write(&txn)?;
-            let mut cache = self.lock();
+        let txn = self.begin_write()?;
+        let start = self.generation_in_write(&txn)?;
+        let mut cache = self.lock();
+        if cache.generation != start {
+            // Another process wrote since the cache last looked. While this
+            // transaction holds the write lock nothing else can commit, so a
+            // read transaction sees exactly the state it starts from.
+            let rtxn = self.begin_read()?;
+            let generation = self.generation_in(&rtxn)?;
+            self.catch_up(&mut cache, &rtxn, generation)?;
             if cache.generation != start {
-                // Another process wrote after the catch-up.
-                drop(cache);
-                tried!(self, txn.abort())?;
-                continue;
-            }
-            let mut outcomes = Vec::with_capacity(requests.len());
-            let mut changes = Vec::new();
-            for request in requests {
-                let decided = match engine.decide(&cache.cluster, request) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        outcomes.push(Err(e));
-                        continue;
-                    }
-                };
-                let Some(route) = decided.route.clone().filter(|_| !decided.is_error()) else {
-                    outcomes.push(Ok((decided, None)));
-                    continue;
-                };
-                let (saved, made) = match self.save_in(&txn, &route) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        cache.generation = 0; // the cache may show this batch: rebuild
-                        return Err(e);
-                    }
-                };
-                if !made.is_empty() {
-                    let cluster = Arc::make_mut(&mut cache.cluster);
-                    for c in &made {
-                        cluster.apply_change(c.clone());
-                        let _ = self.changes.send(c.clone());
-                    }
-                    changes.extend(made);
-                }
-                outcomes.push(Ok((decided, Some(saved))));
-            }
-            if changes.is_empty() {
-                drop(cache);
-                tried!(self, txn.abort())?;
-                return Ok(outcomes);
-            }
-            // The decisions are made; readers may take the cache (with this
-            // batch in it) while the commit waits for the disk.
-            drop(cache);
-            let committed = self
-                .record(&txn, &changes)
-                .and_then(|_| tried!(self, txn.commit()));
-            let mut cache = self.lock();
-            match committed {
-                Ok(()) => {
-                    let end = start + changes.len() as u64;
-                    if cache.generation < end {
-                        // Unless a reader already caught up through the log.
-                        cache.generation = if cache.generation == start { end } else { 0 };
-                    }
-                    return Ok(outcomes);
-                }
-                Err(e) => {
-                    cache.generation = 0;
-                    return Err(e);
-                }
+                cache.generation = 0;
+                return Err(corrupt(
+                    "meta/generation".into(),
+                    format!("read {generation} beside a write from {start}"),
+                ));
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "{}: other processes kept writing; gave up after {BATCH_ATTEMPTS} attempts",
-            self.path.display()
-        )))
+        let mut outcomes = Vec::with_capacity(requests.len());
+        let mut changes = Vec::new();
+        for request in requests {
+            let decided = match engine.decide(&cache.cluster, request) {
+                Ok(d) => d,
+                Err(e) => {
+                    outcomes.push(Err(e));
+                    continue;
+                }
+            };
+            let Some(route) = decided.route.clone().filter(|_| !decided.is_error()) else {
+                outcomes.push(Ok((decided, None)));
+                continue;
+            };
+            let (saved, made) = match self.save_in(&txn, &route) {
+                Ok(x) => x,
+                Err(e) => {
+                    cache.generation = 0; // the cache may show this batch: rebuild
+                    return Err(e);
+                }
+            };
+            if !made.is_empty() {
+                let cluster = Arc::make_mut(&mut cache.cluster);
+                for c in &made {
+                    cluster.apply_change(c.clone());
+                    let _ = self.changes.send(c.clone());
+                }
+                changes.extend(made);
+            }
+            outcomes.push(Ok((decided, Some(saved))));
+        }
+        if changes.is_empty() {
+            drop(cache);
+            tried!(self, txn.abort())?;
+            return Ok(outcomes);
+        }
+        // The decisions are made; readers may take the cache (with this
+        // batch in it) while the commit waits for the disk.
+        drop(cache);
+        let committed = self
+            .record(&txn, &changes)
+            .and_then(|_| tried!(self, txn.commit()));
+        let mut cache = self.lock();
+        match committed {
+            Ok(()) => {
+                let end = start + changes.len() as u64;
+                if cache.generation < end {
+                    // Unless a reader already caught up through the log.
+                    cache.generation = if cache.generation == start { end } else { 0 };
+                }
+                Ok(outcomes)
+            }
+            Err(e) => {
+                cache.generation = 0;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -1220,6 +1220,29 @@ mod tests {
         let other = FileStore::open(dir.join("s.redb")).unwrap();
         let c = rt.block_on(other.cluster()).unwrap();
         assert_eq!(c.routes().count(), 41);
+    }
+
+    #[test]
+    fn placers_of_two_handles_catch_up_under_the_write_lock_and_never_conflict() {
+        let dir = tempdir();
+        let one = FileStore::open(dir.join("s.redb")).unwrap();
+        let two = FileStore::open(dir.join("s.redb")).unwrap();
+        rt().block_on(async {
+            one.put_servers(&[server("n1")]).await.unwrap();
+            let p1 = one.placer(Arc::new(crate::place::Native), 0, 8).unwrap();
+            let p2 = two.placer(Arc::new(crate::place::Native), 0, 8).unwrap();
+            for i in 0..10 {
+                let placer = if i % 2 == 0 { &p1 } else { &p2 };
+                let req = json!({"name": format!("w.{i}"), "container": {"Image": "w"},
+                                 "image": {"Config": {"ExposedPorts": {"80/tcp": {}}}}});
+                // max_retries 0: a lost save would be an error.
+                let placed = placer.place(req).await.unwrap();
+                assert!(placed.saved);
+                let port = placed.decided.route.unwrap().ports[0].1;
+                assert_eq!(port, 20000 + i);
+            }
+        });
+        assert_eq!(one.check().unwrap(), Vec::<String>::new());
     }
 
     fn tempdir() -> PathBuf {

@@ -20,6 +20,12 @@
 //! several `flocker` processes (a `serve` and CLI commands) share one file;
 //! redb serializes their write transactions.
 //!
+//! Placing: [`FileStore::placer`] decides inside the write transaction,
+//! after bringing the cache to the state that transaction starts from, so a
+//! decision is always made on the state it is saved over and cannot lose to
+//! another writer; places that arrive while one transaction is written are
+//! decided in turn and saved together in the next (one fsync per batch).
+//!
 //! The cache: each handle keeps a [`Cluster`] and the generation it reflects.
 //! Every write that changes the cluster appends its changes to `changelog`
 //! and raises `generation` to the last change's sequence number, in the same

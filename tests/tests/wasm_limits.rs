@@ -385,4 +385,14 @@ fn resident_state_follows_changes_and_survives_a_swap() {
         host.decide_resident(&fresh, req.as_bytes()).unwrap(),
         native.decide_json(req.as_bytes())
     );
+
+    // When the store's feed closes, the state follows the cluster it is given.
+    drop(tx);
+    native
+        .apply(&json!({"op": "remove_server", "hostname": "n0"}))
+        .unwrap();
+    let after = Arc::new(native.clone());
+    let out = host.decide_resident(&after, req.as_bytes()).unwrap();
+    assert_eq!(out, native.decide_json(req.as_bytes()));
+    assert!(!out.contains("\"hostname\":\"n0\""), "{out}");
 }

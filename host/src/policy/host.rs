@@ -135,6 +135,8 @@ impl PolicyHost {
     /// The store must publish a change in its cluster (what
     /// `Store::cluster()` returns) before it sends the change. Changes are
     /// idempotent, so replaying ones the cluster already holds is harmless.
+    /// When the feed closes, the state is rebuilt and follows the cluster
+    /// given to [`PolicyHost::decide_resident`] from then on.
     pub fn follow(&self, changes: broadcast::Receiver<Change>) {
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         slot.changes = Some(changes);
@@ -160,18 +162,29 @@ impl PolicyHost {
             Some(s) => s.poisoned().is_some() || s.policy().digest() != active.policy.digest(),
         };
         let mut pending = Vec::new();
+        let mut closed = false;
         if let Some(rx) = slot.changes.as_mut() {
             loop {
                 match rx.try_recv() {
                     Ok(c) => pending.push(c),
                     Err(TryRecvError::Lagged(_)) => rebuild = true,
-                    Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => break,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Closed) => {
+                        closed = true;
+                        break;
+                    }
                 }
             }
-        } else if !slot
-            .built_from
-            .as_ref()
-            .is_some_and(|b| Arc::ptr_eq(b, cluster))
+        }
+        if closed {
+            // The store is gone: without a feed, follow the cluster given.
+            slot.changes = None;
+            rebuild = true;
+        } else if slot.changes.is_none()
+            && !slot
+                .built_from
+                .as_ref()
+                .is_some_and(|b| Arc::ptr_eq(b, cluster))
         {
             rebuild = true;
         }

@@ -393,3 +393,44 @@ fn change_of_the_wrong_shape_is_an_error_result_and_changes_nothing() {
         "n1"
     );
 }
+
+#[test]
+fn arbitrary_bytes_never_trap() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let raw = std::cell::RefCell::new(Raw::new());
+    let h = raw.borrow_mut().handle();
+    let mut runner = TestRunner::new(Config {
+        cases: 300,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    // Raw bytes, and JSON-looking text cut at random points.
+    let bytes = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..200),
+        (0usize..400).prop_map(|cut| {
+            let text = format!(r#"{REQUEST}{SNAPSHOT}[{{"op":"save_route","route":{{"name":"a.1","server":"n1"}}}}]"#);
+            text.as_bytes()[..cut.min(text.len())].to_vec()
+        }),
+    ];
+    runner
+        .run(&bytes, |input| {
+            let mut raw = raw.borrow_mut();
+            for out in [
+                raw.decide(&input),
+                raw.load(&input),
+                {
+                    let (p, n) = raw.put(&input);
+                    raw.call3("flocker_snapshot_apply", h, p, n)
+                },
+                {
+                    let (p, n) = raw.put(&input);
+                    raw.call3("flocker_snapshot_decide", h, p, n)
+                },
+            ] {
+                prop_assert!(out.is_object(), "{out}");
+            }
+            Ok(())
+        })
+        .unwrap();
+}

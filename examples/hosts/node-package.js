@@ -3,7 +3,10 @@
 //
 //   node examples/hosts/node-package.js [INPUT.json]
 //
-// prints the decision for a SPEC input read from INPUT.json or stdin.
+// prints the decision for a SPEC input read from INPUT.json or stdin. The
+// package must be installed where Node finds it: wasm/js/build.sh, then
+// `npm pack wasm/js` and `npm install flocker-policy-0.1.0.tgz` (or set
+// NODE_PATH to a node_modules that has it, as tests/hosts/node does).
 'use strict';
 const { readFileSync } = require('node:fs');
 const { decideJson, Snapshot } = require('flocker-policy');

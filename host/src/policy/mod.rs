@@ -70,6 +70,11 @@ pub struct Limits {
     /// the wall-clock bound keeps a starved call from hanging. Default 100 ms.
     pub deadline: Duration,
     /// Most linear memory a one-shot call's instance may have. Default 64 MiB.
+    /// A one-shot decision needs about 13 times its input in memory (the
+    /// input, its parsed `Value`, the indexed cluster): 26 MiB for a 1.8 MiB
+    /// input (1,000 servers, 10^4 routes), 240 MiB for 19 MiB (10^5 routes).
+    /// So the default takes inputs up to about 5 MiB; larger clusters want
+    /// [`Resident`] state, or a larger cap.
     pub memory_bytes: usize,
     /// Most linear memory a [`Resident`] instance may have: it holds the
     /// whole cluster: about 500 bytes per route (486 MiB at 10^6 routes on

@@ -396,3 +396,36 @@ fn resident_state_follows_changes_and_survives_a_swap() {
     assert_eq!(out, native.decide_json(req.as_bytes()));
     assert!(!out.contains("\"hostname\":\"n0\""), "{out}");
 }
+
+#[test]
+fn a_one_shot_input_too_big_for_the_memory_cap_fails_that_call_only() {
+    // A long deadline, so that the memory cap (the default) is what stops it.
+    let rt = Runtime::new(Limits {
+        deadline: Duration::from_secs(30),
+        ..Limits::default()
+    })
+    .unwrap();
+    let policy = rt.load(DEFAULT_MODULE).unwrap();
+    // About 12 MiB of routes: over what the 64 MiB one-shot cap holds.
+    let mut input = input();
+    let containers = input["routes"]["containers"].as_object_mut().unwrap();
+    for r in 0..60_000 {
+        containers.insert(
+            format!("filler.{r}"),
+            json!({"server": "n2", "ports": {}, "env": ["PASSWORD=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"], "state": "removed"}),
+        );
+    }
+    let big = input.to_string();
+    assert!(big.len() > 6 << 20, "{} bytes", big.len());
+    let e = policy.decide(big.as_bytes()).unwrap_err();
+    assert!(
+        matches!(e, PolicyError::MemoryLimit { cap, .. } if cap == 64 << 20),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("over the cap"), "{e}");
+    let small = self::input().to_string();
+    assert_eq!(
+        policy.decide(small.as_bytes()).unwrap(),
+        flocker_core::decide_json(small.as_bytes())
+    );
+}

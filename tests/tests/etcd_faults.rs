@@ -235,7 +235,9 @@ async fn a_hung_member_is_left_by_requests_and_by_the_watch() {
     let took = start.elapsed();
     // One attempt times out (a third of the 2 s request timeout), then the
     // save and the watch move on; the cache gets the write back.
-    assert!(took < Duration::from_secs(4), "{took:?}");
+    // Generous for a loaded machine; a store stuck on the hung member would
+    // wait for keepalive (10 s + 5 s) per request.
+    assert!(took < Duration::from_secs(12), "{took:?}");
     // Another host's write reaches a's cache through its new watch, long
     // before keepalive (10 s + 5 s) would have noticed the hung member.
     let p = place(&b, &web("b.1"), 8).await.unwrap();
@@ -243,7 +245,7 @@ async fn a_hung_member_is_left_by_requests_and_by_the_watch() {
     let start = Instant::now();
     assert!(a.wait_for_revision(b.revision()).await);
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(8),
         "{:?}",
         start.elapsed()
     );

@@ -526,7 +526,9 @@ async fn a_hung_etcd_is_a_clear_error_in_bounded_time_not_a_hang() {
     tokio::task::block_in_place(|| etcd.resume(0));
     assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
     // The request timeout is 2 s in tests; one more attempt may be running.
-    assert!(took < Duration::from_secs(4), "{took:?}");
+    // The bound only tells "answered" from "hung" (keepalive would take
+    // 15 s), with room for a loaded machine.
+    assert!(took < Duration::from_secs(12), "{took:?}");
     assert!(took >= Duration::from_secs(2), "{took:?}");
     // Thawed, it answers again; the save above may or may not have landed,
     // and either way the records agree.
@@ -575,8 +577,9 @@ async fn a_request_etcd_refuses_fails_at_once_with_its_reason() {
     .unwrap();
     let start = Instant::now();
     let e = s.put_servers(&[big]).await.unwrap_err();
+    // Refused at once, not retried until the 2 s request timeout.
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < Duration::from_secs(2),
         "{:?}",
         start.elapsed()
     );

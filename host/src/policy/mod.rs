@@ -69,7 +69,7 @@ pub struct Limits {
     /// use. Counting CPU time keeps a busy machine from failing fast calls;
     /// the wall-clock bound keeps a starved call from hanging. Default 100 ms:
     /// a resident decision takes tens of µs, but a one-shot decision parses
-    /// the whole cluster and takes about 80 ms at 10^4 routes.
+    /// the whole cluster and takes about 70 ms at 10^4 routes.
     pub deadline: Duration,
     /// Most linear memory a one-shot call's instance may have. Default 64 MiB.
     /// A one-shot decision needs about 13 times its input in memory (the

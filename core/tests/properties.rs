@@ -104,19 +104,21 @@ impl<'a> Model<'a> {
             .find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
     }
 
-    fn expected(&self) -> Expected {
+    /// The decision the rules call for, and the server pins (or
+    /// `VIKING_SERVER`) send the container to, if any.
+    fn expected(&self) -> (Expected, Option<String>) {
         let c = &self.input["container"];
         let hc = &c["HostConfig"];
         let name = self.input["name"].as_str();
         if let Some(n) = name {
             if self.live(n).is_some() {
-                return Expected::Error("name_in_use");
+                return (Expected::Error("name_in_use"), None);
             }
         }
         let viking = self.env("VIKING_SERVER").filter(|v| !v.is_empty());
         if let Some(v) = viking {
             if self.server(v).is_none() {
-                return Expected::Error("unknown_server");
+                return (Expected::Error("unknown_server"), None);
             }
         }
         let mut named: Vec<&str> = strs(&hc["Binds"])
@@ -145,17 +147,17 @@ impl<'a> Model<'a> {
             let src = src.split(':').next().unwrap_or("");
             match self.live(src) {
                 Some(r) => pins.push(r["server"].as_str().unwrap_or("").to_string()),
-                None => return Expected::Error("unknown_container"),
+                None => return (Expected::Error("unknown_container"), None),
             }
         }
         let pinned: BTreeSet<&String> = pins.iter().collect();
         if pinned.len() > 1 {
-            return Expected::Error("conflicting_pins");
+            return (Expected::Error("conflicting_pins"), None);
         }
         let pin = pins.first().cloned();
         if let Some(p) = &pin {
             if self.server(p).is_none() {
-                return Expected::Error("pinned_server_unavailable");
+                return (Expected::Error("pinned_server_unavailable"), None);
             }
         }
         for link in strs(&hc["Links"]) {
@@ -165,7 +167,7 @@ impl<'a> Model<'a> {
                 .values()
                 .any(|r| r["state"] == "live" && r["service"] == target);
             if self.live(target).is_none() && !group {
-                return Expected::Error("unknown_link");
+                return (Expected::Error("unknown_link"), None);
             }
         }
 
@@ -248,8 +250,8 @@ impl<'a> Model<'a> {
             }
         }
         match best {
-            Some((_, _, host)) => Expected::Server(host),
-            None => Expected::Error("no_eligible_server"),
+            Some((_, _, host)) => (Expected::Server(host), pin),
+            None => (Expected::Error("no_eligible_server"), pin),
         }
     }
 }
@@ -273,7 +275,7 @@ fn outcome(out: &Value) -> Expected {
 }
 
 /// Checks what a successful decision did to ports and to the create body.
-fn check_decision(input: &Value, out: &Value) -> Result<(), TestCaseError> {
+fn check_decision(input: &Value, out: &Value, pin: Option<&str>) -> Result<(), TestCaseError> {
     let model = Model::new(input);
     let host = out["server"]["hostname"].as_str().unwrap_or("");
     let server = model
@@ -284,6 +286,35 @@ fn check_decision(input: &Value, out: &Value) -> Result<(), TestCaseError> {
     let used = model.used_ports(host);
     let hc_in = &input["container"]["HostConfig"];
     let hc_out = &out["container"]["HostConfig"];
+
+    // Never a full server; a reserved one only when named or pinned.
+    let load = model.load(server);
+    prop_assert!(server["full"] != true, "chose a full server");
+    prop_assert!(
+        server["max_containers"].as_u64().is_none_or(|m| load < m),
+        "chose a server at its max"
+    );
+    if server["reserved"] == true {
+        prop_assert_eq!(pin, Some(host), "chose reserved {} unasked", host);
+    }
+    // Pins are respected.
+    if let Some(p) = pin {
+        prop_assert_eq!(p, host, "pinned to {} but chose {}", p, host);
+    }
+    // Every plain tag is on the chosen server and no `!` tag is.
+    let tags = strs(&server["tags"]);
+    for t in model
+        .env("VIKING_TAGS")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        match t.strip_prefix('!') {
+            Some(neg) => prop_assert!(!tags.contains(&neg.trim()), "chose {} with !{}", host, neg),
+            None => prop_assert!(tags.contains(&t), "chose {} without {}", host, t),
+        }
+    }
 
     // Every host port the engine picked lies in the range, is free, and is
     // used once; explicit ones are as asked.
@@ -338,10 +369,10 @@ proptest! {
     fn engine_agrees_with_the_brute_force_model(input in decision_input(50)) {
         let bytes = serde_json::to_vec(&input).unwrap();
         let out: Value = serde_json::from_str(&flocker_core::decide_json(&bytes)).unwrap();
-        let expected = Model::new(&input).expected();
+        let (expected, pin) = Model::new(&input).expected();
         prop_assert_eq!(outcome(&out), expected, "output: {}", out);
         if out.get("error").is_none() {
-            check_decision(&input, &out)?;
+            check_decision(&input, &out, pin.as_deref())?;
         }
     }
 

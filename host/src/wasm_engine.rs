@@ -34,7 +34,12 @@ impl Engine for Wasm {
 
 /// A policy host running `module`, or the embedded default module.
 pub fn policy_host(module: Option<&[u8]>) -> Result<PolicyHost, String> {
-    let runtime = Runtime::new(Limits::default()).map_err(|e| e.to_string())?;
+    policy_host_with(module, Limits::default())
+}
+
+/// [`policy_host`] with limits other than the defaults.
+pub fn policy_host_with(module: Option<&[u8]>, limits: Limits) -> Result<PolicyHost, String> {
+    let runtime = Runtime::new(limits).map_err(|e| e.to_string())?;
     PolicyHost::new(runtime, module.unwrap_or(DEFAULT_MODULE)).map_err(|e| e.to_string())
 }
 

@@ -99,3 +99,49 @@ fn bad_input_exits_1_with_the_field_named_by_its_json_path() {
         }
     }
 }
+
+/// An input of 3,000 routes: about 0.7 MB, needing some 9 MiB in the module.
+fn large_input() -> String {
+    let inventory: Vec<serde_json::Value> = (0..100)
+        .map(|i| serde_json::json!({"hostname": format!("s{i:03}"), "address": "10.0.0.1"}))
+        .collect();
+    let mut containers = serde_json::Map::new();
+    for r in 0..3000 {
+        let name = format!("svc{}.{r}", r % 50);
+        containers.insert(
+            name.clone(),
+            serde_json::json!({"name": name, "server": format!("s{:03}", r % 100),
+                               "address": "10.0.0.1", "ports": {"80/tcp": 20000 + r / 100},
+                               "env": ["PASSWORD=x"], "state": "live"}),
+        );
+    }
+    serde_json::json!({"name": "app.1", "container": {"Image": "app"}, "inventory": inventory,
+                       "routes": {"containers": containers}})
+    .to_string()
+}
+
+#[test]
+fn module_limits_contain_a_large_one_shot_call_and_can_be_raised() {
+    let input = large_input();
+    let capped = ok(
+        &["decide", "--engine", "wasm", "--memory-mib", "3"],
+        Some(&input),
+        3,
+    );
+    assert!(capped.stdout.is_empty(), "{capped:?}");
+    assert!(capped.stderr.contains("over the cap"), "{capped:?}");
+    let decided = ok(
+        &["decide", "--engine", "wasm", "--memory-mib", "64"],
+        Some(&input),
+        0,
+    );
+    let native = ok(&["decide"], Some(&input), 0);
+    assert_eq!(decided.stdout, native.stdout);
+    // Refused before any input is read.
+    let bad = ok(
+        &["decide", "--engine", "wasm", "--deadline-ms", "0"],
+        None,
+        2,
+    );
+    assert!(bad.stderr.contains("--deadline-ms"), "{bad:?}");
+}

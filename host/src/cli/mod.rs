@@ -105,6 +105,14 @@ pub struct DecideArgs {
     /// Print the decision indented over several lines.
     #[arg(long)]
     pub pretty: bool,
+    /// With the module: CPU time one decision may take. A one-shot input
+    /// carries the whole cluster; about 10^4 routes fit in the default.
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub deadline_ms: u64,
+    /// With the module: linear memory one decision may use. A one-shot
+    /// decision needs about 13 times its input.
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub memory_mib: u64,
     /// The decision input; stdin when absent or `-`.
     pub input: Option<PathBuf>,
 }
@@ -402,7 +410,12 @@ fn decide(args: DecideArgs) -> Outcome {
                 })?),
                 None => None,
             };
-            let host = wasm_engine::policy_host(module.as_deref()).map_err(|e| {
+            let limits = crate::policy::Limits {
+                deadline: std::time::Duration::from_millis(args.deadline_ms),
+                memory_bytes: usize::try_from(args.memory_mib << 20).unwrap_or(usize::MAX),
+                ..crate::policy::Limits::default()
+            };
+            let host = wasm_engine::policy_host_with(module.as_deref(), limits).map_err(|e| {
                 Failure::usage(match &args.policy {
                     Some(p) => format!("policy {}: {e}", p.display()),
                     None => format!("embedded policy: {e}"),

@@ -366,6 +366,53 @@ impl Cluster {
         server.containers.unwrap_or(live)
     }
 
+    /// The changes that turn this state into `new`: what a store tells the
+    /// followers of its cache (a resident module) after re-reading everything.
+    pub fn changes_to(&self, new: &Cluster) -> Vec<Change> {
+        let old = self;
+        let mut out = Vec::new();
+        for s in old.servers() {
+            if new.server(&s.hostname).is_none() {
+                out.push(Change::RemoveServer {
+                    hostname: s.hostname.clone(),
+                });
+            }
+        }
+        for s in new.servers() {
+            if old.server(&s.hostname) != Some(s) {
+                out.push(Change::UpsertServer(s.clone()));
+            }
+        }
+        for r in old.routes() {
+            if new.route(&r.name).is_none() {
+                out.push(Change::DeleteRoute {
+                    name: r.name.clone(),
+                });
+            }
+        }
+        for r in new.routes() {
+            if old.route(&r.name) != Some(r) {
+                out.push(Change::SaveRoute(r.clone()));
+            }
+        }
+        for (v, _) in old.volumes() {
+            if new.volume_server(v).is_none() {
+                out.push(Change::ReleaseVolume {
+                    volume: v.to_string(),
+                });
+            }
+        }
+        for (v, s) in new.volumes() {
+            if old.volume_server(v) != Some(s) {
+                out.push(Change::ClaimVolume {
+                    volume: v.to_string(),
+                    server: s.to_string(),
+                });
+            }
+        }
+        out
+    }
+
     /// The snapshot this state would be rebuilt from: `{"inventory", "routes"}`.
     pub fn to_snapshot(&self) -> Value {
         let mut containers = Map::new();
@@ -441,6 +488,27 @@ mod tests {
             .apply(&json!([{"op": "claim_volume", "volume": "pg", "server": "n2"}]))
             .unwrap();
         assert_eq!(built.to_snapshot(), fresh.to_snapshot());
+    }
+
+    #[test]
+    fn changes_to_turns_one_state_into_another() {
+        let old = Cluster::from_snapshot(&snapshot()).unwrap();
+        let mut new = old.clone();
+        new.apply(&json!([
+            {"op": "remove_server", "hostname": "n2"},
+            {"op": "upsert_server", "server": {"hostname": "n3", "address": "3"}},
+            {"op": "remove_route", "name": "a.1"},
+            {"op": "delete_route", "name": "b.1"},
+            {"op": "release_volume", "volume": "pg"},
+            {"op": "claim_volume", "volume": "logs", "server": "n3"}
+        ]))
+        .unwrap();
+        let mut followed = old.clone();
+        for c in old.changes_to(&new) {
+            followed.apply_change(c);
+        }
+        assert_eq!(followed.to_snapshot(), new.to_snapshot());
+        assert!(new.changes_to(&new).is_empty());
     }
 
     #[test]

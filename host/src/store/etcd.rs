@@ -920,51 +920,6 @@ fn read_delete(keys: &Keys, kv: &KeyValue, cache: &mut Cache) -> Option<Change> 
     }
 }
 
-/// The changes that turn `old` into `new`.
-fn diff(old: &Cluster, new: &Cluster) -> Vec<Change> {
-    let mut out = Vec::new();
-    for s in old.servers() {
-        if new.server(&s.hostname).is_none() {
-            out.push(Change::RemoveServer {
-                hostname: s.hostname.clone(),
-            });
-        }
-    }
-    for s in new.servers() {
-        if old.server(&s.hostname) != Some(s) {
-            out.push(Change::UpsertServer(s.clone()));
-        }
-    }
-    for r in old.routes() {
-        if new.route(&r.name).is_none() {
-            out.push(Change::DeleteRoute {
-                name: r.name.clone(),
-            });
-        }
-    }
-    for r in new.routes() {
-        if old.route(&r.name) != Some(r) {
-            out.push(Change::SaveRoute(r.clone()));
-        }
-    }
-    for (v, _) in old.volumes() {
-        if new.volume_server(v).is_none() {
-            out.push(Change::ReleaseVolume {
-                volume: v.to_string(),
-            });
-        }
-    }
-    for (v, s) in new.volumes() {
-        if old.volume_server(v) != Some(s) {
-            out.push(Change::ClaimVolume {
-                volume: v.to_string(),
-                server: s.to_string(),
-            });
-        }
-    }
-    out
-}
-
 /// Replaces the cache with a fresh snapshot, telling receivers the difference.
 fn install(shared: &Shared, snapshot: Snapshot) {
     let changes = {
@@ -982,7 +937,7 @@ fn install(shared: &Shared, snapshot: Snapshot) {
                 },
             );
         }
-        let changes = diff(&stored, &snapshot.cache.cluster);
+        let changes = stored.changes_to(&snapshot.cache.cluster);
         let next_pending = cache.next_pending;
         *cache = snapshot.cache;
         cache.next_pending = next_pending;
@@ -1784,7 +1739,7 @@ mod tests {
         }))
         .unwrap();
         let mut c = old.clone();
-        for change in diff(&old, &new) {
+        for change in old.changes_to(&new) {
             c.apply_change(change);
         }
         assert_eq!(c.to_snapshot(), new.to_snapshot());

@@ -263,7 +263,7 @@ impl Inner {
             }
         }
         let rebuilt = self.load_all(txn)?;
-        for c in diff(&cache.cluster, &rebuilt) {
+        for c in cache.cluster.changes_to(&rebuilt) {
             let _ = self.changes.send(c);
         }
         cache.cluster = Arc::new(rebuilt);
@@ -863,51 +863,6 @@ impl Placer {
     }
 }
 
-/// The changes that turn `old` into `new`.
-fn diff(old: &Cluster, new: &Cluster) -> Vec<Change> {
-    let mut out = Vec::new();
-    for s in old.servers() {
-        if new.server(&s.hostname).is_none() {
-            out.push(Change::RemoveServer {
-                hostname: s.hostname.clone(),
-            });
-        }
-    }
-    for s in new.servers() {
-        if old.server(&s.hostname) != Some(s) {
-            out.push(Change::UpsertServer(s.clone()));
-        }
-    }
-    for r in old.routes() {
-        if new.route(&r.name).is_none() {
-            out.push(Change::DeleteRoute {
-                name: r.name.clone(),
-            });
-        }
-    }
-    for r in new.routes() {
-        if old.route(&r.name) != Some(r) {
-            out.push(Change::SaveRoute(r.clone()));
-        }
-    }
-    for (v, _) in old.volumes() {
-        if new.volume_server(v).is_none() {
-            out.push(Change::ReleaseVolume {
-                volume: v.to_string(),
-            });
-        }
-    }
-    for (v, s) in new.volumes() {
-        if old.volume_server(v) != Some(s) {
-            out.push(Change::ClaimVolume {
-                volume: v.to_string(),
-                server: s.to_string(),
-            });
-        }
-    }
-    out
-}
-
 impl Store for FileStore {
     async fn cluster(&self) -> Result<Arc<Cluster>, StoreError> {
         // A read transaction and one lookup; the rare catch-up after another
@@ -1160,11 +1115,11 @@ mod tests {
             server: "added".into(),
         });
         let mut patched = old.clone();
-        for c in diff(&old, &new) {
+        for c in old.changes_to(&new) {
             patched.apply_change(c);
         }
         assert_eq!(patched.to_snapshot(), new.to_snapshot());
-        assert!(diff(&new, &new).is_empty());
+        assert!(new.changes_to(&new).is_empty());
     }
 
     #[test]

@@ -207,7 +207,14 @@ impl Inner {
     }
 
     fn generation_in(&self, txn: &ReadTransaction) -> Result<u64, StoreError> {
-        let meta = tried!(self, txn.open_table(META))?;
+        self.generation_of(&tried!(self, txn.open_table(META))?)
+    }
+
+    /// The generation recorded in the meta table, read or write.
+    fn generation_of(
+        &self,
+        meta: &impl ReadableTable<&'static str, &'static str>,
+    ) -> Result<u64, StoreError> {
         let g = tried!(self, meta.get(GENERATION))?;
         match g {
             None => Ok(0),
@@ -327,15 +334,7 @@ impl Inner {
 
     /// The generation a write transaction starts from.
     fn generation_in_write(&self, txn: &WriteTransaction) -> Result<u64, StoreError> {
-        let meta = tried!(self, txn.open_table(META))?;
-        let g = tried!(self, meta.get(GENERATION))?;
-        match g {
-            None => Ok(0),
-            Some(v) => v
-                .value()
-                .parse::<u64>()
-                .map_err(|e| corrupt("meta/generation".into(), e)),
-        }
+        self.generation_of(&tried!(self, txn.open_table(META))?)
     }
 
     /// Appends `changes` to the changelog and moves the generation past

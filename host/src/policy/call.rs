@@ -418,12 +418,7 @@ impl Instance {
 
     /// Calls a `() -> result` export.
     pub(crate) fn call_none(&mut self, name: &'static str) -> Result<String, PolicyError> {
-        let f = self
-            .funcs0
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, f)| f.clone())
-            .ok_or_else(|| PolicyError::Abi(format!("no export {name}")))?;
+        let f = export(&self.funcs0, name)?;
         self.start_call();
         let packed = f
             .call(&mut self.store, ())
@@ -437,12 +432,7 @@ impl Instance {
         name: &'static str,
         handle: i32,
     ) -> Result<String, PolicyError> {
-        let f = self
-            .funcs1
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, f)| f.clone())
-            .ok_or_else(|| PolicyError::Abi(format!("no export {name}")))?;
+        let f = export(&self.funcs1, name)?;
         self.start_call();
         let packed = f
             .call(&mut self.store, handle)
@@ -461,21 +451,11 @@ impl Instance {
         let (ptr, len) = self.write_input(input)?;
         let packed = match handle {
             None => {
-                let f = self
-                    .funcs2
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, f)| f.clone())
-                    .ok_or_else(|| PolicyError::Abi(format!("no export {name}")))?;
+                let f = export(&self.funcs2, name)?;
                 f.call(&mut self.store, (ptr, len))
             }
             Some(h) => {
-                let f = self
-                    .funcs3
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, f)| f.clone())
-                    .ok_or_else(|| PolicyError::Abi(format!("no export {name}")))?;
+                let f = export(&self.funcs3, name)?;
                 f.call(&mut self.store, (h, ptr, len))
             }
         }
@@ -484,4 +464,13 @@ impl Instance {
         self.free_block(ptr, len)?;
         Ok(out)
     }
+}
+
+/// The typed export `name` among those of one signature.
+fn export<F: Clone>(funcs: &[(&'static str, F)], name: &str) -> Result<F, PolicyError> {
+    funcs
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| f.clone())
+        .ok_or_else(|| PolicyError::Abi(format!("no export {name}")))
 }

@@ -202,19 +202,6 @@ fn decide_with_the_embedded_module_agrees_with_native() {
     assert_eq!(e.json()["error"]["kind"], "conflicting_pins");
 }
 
-/// The embedded module with a custom section appended: valid, same
-/// behaviour, another digest.
-pub fn module_variant(bytes: &[u8], tag: &str) -> Vec<u8> {
-    let name = b"flocker-test";
-    let mut out = bytes.to_vec();
-    out.push(0);
-    out.push((1 + name.len() + tag.len()) as u8);
-    out.push(name.len() as u8);
-    out.extend_from_slice(name);
-    out.extend_from_slice(tag.as_bytes());
-    out
-}
-
 #[test]
 fn policy_push_ls_rollback() {
     let s = Scratch::new("policy");
@@ -253,21 +240,7 @@ fn policy_push_ls_rollback() {
     );
     assert!(junk.stderr.contains("refused, nothing changed"), "{junk:?}");
 
-    let v1 = s.path("v1.wasm");
-    ok(
-        &[
-            "policy",
-            "export",
-            "--embedded",
-            "--store",
-            &store,
-            "-o",
-            v1.to_str().unwrap(),
-        ],
-        None,
-        0,
-    );
-    let bytes = std::fs::read(&v1).unwrap();
+    let (v1, bytes) = export_embedded(&s, &store);
     assert_eq!(&bytes[..4], b"\0asm");
     let v2 = s.path("v2.wasm");
     std::fs::write(&v2, module_variant(&bytes, "v2")).unwrap();

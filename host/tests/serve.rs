@@ -245,24 +245,8 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 fn serve_hot_swaps_pushed_modules_without_failing_a_decision() {
     let s = Scratch::new("swap");
     let store = seed(&s, &demo_inventory());
-    let v1 = s.path("v1.wasm");
-    ok(
-        &[
-            "policy",
-            "export",
-            "--embedded",
-            "--store",
-            &store,
-            "-o",
-            v1.to_str().unwrap(),
-        ],
-        None,
-        0,
-    );
-    let mut v2 = std::fs::read(&v1).unwrap();
-    // A custom section: the same module under another digest.
-    v2.extend_from_slice(&[0, 15, 12]);
-    v2.extend_from_slice(b"flocker-testv2");
+    let (v1, bytes) = export_embedded(&s, &store);
+    let v2 = module_variant(&bytes, "v2");
     std::fs::write(s.path("v2.wasm"), &v2).unwrap();
     let watched = s.path("watched.wasm");
 
@@ -279,10 +263,7 @@ fn serve_hot_swaps_pushed_modules_without_failing_a_decision() {
 
     // At least 1,000 decisions run while other processes push v2, push v3
     // and roll back to v2; every one must succeed.
-    let mut v3 = v2.clone();
-    v3.extend_from_slice(b"3");
-    v3[v2.len() - 16] += 1; // the custom section grew by one byte
-    std::fs::write(s.path("v3.wasm"), &v3).unwrap();
+    std::fs::write(s.path("v3.wasm"), module_variant(&bytes, "v3")).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
     let load = {

@@ -157,3 +157,37 @@ pub fn env_of(decision: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The embedded module with a custom section appended: valid, same
+/// behaviour, another digest.
+pub fn module_variant(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"flocker-test";
+    let mut out = bytes.to_vec();
+    out.push(0);
+    out.push((1 + name.len() + tag.len()) as u8);
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.extend_from_slice(tag.as_bytes());
+    out
+}
+
+/// `flocker policy export --embedded` into the scratch folder: its path and bytes.
+pub fn export_embedded(s: &Scratch, store: &str) -> (PathBuf, Vec<u8>) {
+    let path = s.path("v1.wasm");
+    let out = path.to_str().expect("utf8 path").to_string();
+    ok(
+        &[
+            "policy",
+            "export",
+            "--embedded",
+            "--store",
+            store,
+            "-o",
+            &out,
+        ],
+        None,
+        0,
+    );
+    let bytes = std::fs::read(&path).expect("exported module");
+    (path, bytes)
+}

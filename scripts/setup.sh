@@ -6,7 +6,9 @@
 #                            the etcd client) and the wasm32 target (for the
 #                            policy module embedded in the flocker binary)
 #   scripts/setup.sh         everything the tests need besides: etcd,
-#                            Go, wasm-bindgen-cli, Python's wasmtime and pytest
+#                            Go, wasm-bindgen-cli, Python's wasmtime and pytest,
+#                            and podman, runc and busybox-static for the proxy's
+#                            end-to-end test (scripts/podman-servers.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-all}
@@ -25,6 +27,12 @@ if [ "$mode" = all ]; then
   command -v etcd >/dev/null || need_apt+=(etcd-server)
   command -v etcdctl >/dev/null || need_apt+=(etcd-client)
   command -v go >/dev/null || need_apt+=(golang-go)
+  # podman depends on `crun | runc` and gets crun, which cannot run on this
+  # kind of machine (hybrid cgroups): name runc. The test images are a
+  # busybox rootfs, which must be static (no libc in it).
+  command -v podman >/dev/null || need_apt+=(podman)
+  command -v runc >/dev/null || need_apt+=(runc)
+  dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need_apt+=(busybox-static)
 fi
 apt_install "${need_apt[@]}"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# flocker's main job on one machine, no etcd: seed a 3-server inventory in a
-# fresh embedded store, place a small app, print each decision and the
-# routes the store now holds.
+# flocker's decisions alone, no Docker and no etcd: seed a 3-server inventory
+# in a fresh embedded store, place a small app with `flocker place`, print
+# each decision and the routes the store now holds. (scripts/demo.sh runs
+# the real thing: the docker CLI through `flocker proxy` onto podman.)
 #
 #   auth.1, auth.2   two copies of a service publishing 80/tcp
 #   db.1             postgres with the named volume pgdata
@@ -10,9 +11,9 @@
 #
 # Each decision is printed as `flocker place` prints it (one JSON line);
 # DEMO_PRETTY=1 indents them.
-# Usage: scripts/demo.sh            (installs what a build lacks and builds
+# Usage: scripts/demo-store.sh      (installs what a build lacks and builds
 #                                   the flocker binary if needed)
-#        FLOCKER=/path/to/flocker scripts/demo.sh
+#        FLOCKER=/path/to/flocker scripts/demo-store.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

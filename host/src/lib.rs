@@ -7,11 +7,13 @@
 //! - [`policy`]: the wasmtime runtime, validation and hot swap.
 //! - [`cli`], [`serve`], [`mod@bench`], [`metrics`]: the `flocker` command.
 
+pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod metrics;
 pub mod place;
 pub mod policy;
+pub mod proxy;
 pub mod serve;
 pub mod store;
 pub mod wasm_engine;

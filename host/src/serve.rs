@@ -40,16 +40,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use clap::Args;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
+use crate::app::{shutdown_signal, App, EngineChoice};
 use crate::cli::{open_or_create_store, EngineKind, Failure, StoreArg, EXIT_OK};
-use crate::metrics::Metrics;
-use crate::place::{self, Decided, Engine, Native, PlaceError};
-use crate::policy::PolicyHost;
-use crate::store::any::AnyStore;
-use crate::store::file::Placer;
-use crate::store::{PolicyRecord, Store};
-use crate::wasm_engine::{self, Wasm};
+use crate::place::{self, Decided, PlaceError};
+use crate::store::Store;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -71,24 +66,6 @@ pub struct ServeArgs {
     /// Re-decisions allowed after a save loses to another writer.
     #[arg(long, default_value_t = place::DEFAULT_MAX_RETRIES)]
     pub retries: u32,
-}
-
-/// Most places decided and saved in one embedded-store transaction.
-const PLACER_BATCH: usize = 256;
-
-struct App {
-    store: AnyStore,
-    store_url: String,
-    engine: Arc<dyn Engine>,
-    policy: Option<Arc<PolicyHost>>,
-    metrics: Metrics,
-    retries: u32,
-    /// On the embedded store, places go through a batching placer: the
-    /// places that arrive while one batch is written are decided in order
-    /// and saved together, one transaction and one fsync per batch, never
-    /// conflicting with each other. On etcd, places run concurrently and
-    /// conflicts are retried.
-    placer: Option<Placer>,
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -129,10 +106,7 @@ async fn v1_place(State(app): State<Arc<App>>, body: Bytes) -> Response {
             );
         }
     };
-    let placed = match &app.placer {
-        Some(placer) => placer.place(request).await,
-        None => place::place(&app.store, &app.engine, &request, app.retries).await,
-    };
+    let placed = app.place(request).await;
     match placed {
         Ok(p) => {
             app.metrics.placed(p.saved, p.retries);
@@ -242,142 +216,13 @@ fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-fn set_policy_metric(app: &App) {
-    if let Some(host) = &app.policy {
-        let info = host.info();
-        app.metrics
-            .set_policy(Some((info.digest, info.name, info.version)));
-    }
-}
-
-/// Follows the store's active policy (and the watched file) and swaps.
-async fn follow_policy(
-    app: Arc<App>,
-    host: Arc<PolicyHost>,
-    file: Option<PathBuf>,
-    every: Duration,
-) {
-    let mut failed_digest: Option<String> = None;
-    let mut file_digest: Option<String> = None;
-    // (modified time, length) of the watched file when last read: the file
-    // is read and hashed only when one of them changes.
-    let mut file_stamp = None;
-    loop {
-        tokio::time::sleep(every).await;
-        if let Some(path) = &file {
-            let stamp = std::fs::metadata(path)
-                .ok()
-                .map(|m| (m.modified().ok(), m.len()));
-            let changed = stamp.is_some() && stamp != file_stamp;
-            file_stamp = stamp;
-            if let Some(bytes) = changed.then(|| std::fs::read(path).ok()).flatten() {
-                let digest = hex(&Sha256::digest(&bytes));
-                if file_digest.as_deref() != Some(digest.as_str()) {
-                    file_digest = Some(digest.clone());
-                    if digest != host.info().digest {
-                        let h = host.clone();
-                        let b = bytes.clone();
-                        let checked = tokio::task::spawn_blocking(move || {
-                            crate::policy::validate(h.runtime(), &b)
-                        })
-                        .await;
-                        match checked {
-                            Ok(Ok(info)) => {
-                                let record = PolicyRecord {
-                                    digest: info.digest.clone(),
-                                    pushed_at: now(),
-                                    info: info.raw.clone(),
-                                };
-                                if let Err(e) = app.store.policy_push(&bytes, record).await {
-                                    eprintln!("flocker serve: cannot push {}: {e}", path.display());
-                                }
-                            }
-                            Ok(Err(e)) => {
-                                app.metrics.swapped(false);
-                                eprintln!(
-                                    "flocker serve: {} refused, keeping {}: {e}",
-                                    path.display(),
-                                    host.info().digest
-                                );
-                            }
-                            Err(e) => eprintln!("flocker serve: validation task failed: {e}"),
-                        }
-                    }
-                }
-            }
-        }
-        match app.store.policy_active_digest().await {
-            Ok(Some(d))
-                if d != host.info().digest && failed_digest.as_deref() != Some(d.as_str()) => {}
-            Ok(_) => continue,
-            Err(e) => {
-                eprintln!("flocker serve: cannot read the active policy: {e}");
-                continue;
-            }
-        }
-        let (digest, bytes) = match app.store.policy_active().await {
-            Ok(Some(active)) => active,
-            Ok(None) => continue,
-            Err(e) => {
-                eprintln!("flocker serve: cannot read the active policy: {e}");
-                continue;
-            }
-        };
-        let h = host.clone();
-        let swapped = tokio::task::spawn_blocking(move || h.swap(&bytes)).await;
-        match swapped {
-            Ok(Ok(s)) => {
-                app.metrics.swapped(true);
-                failed_digest = None;
-                set_policy_metric(&app);
-                eprintln!(
-                    "flocker serve: policy {} swapped in (was {})",
-                    s.current.digest, s.previous.digest
-                );
-            }
-            Ok(Err(e)) => {
-                app.metrics.swapped(false);
-                failed_digest = Some(digest.clone());
-                eprintln!(
-                    "flocker serve: policy {digest} refused, keeping {}: {e}",
-                    host.info().digest
-                );
-            }
-            Err(e) => eprintln!("flocker serve: swap task failed: {e}"),
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 pub async fn run(args: ServeArgs) -> Result<i32, Failure> {
     let store = open_or_create_store(&args.store).await?;
-    let (engine, policy): (Arc<dyn Engine>, Option<Arc<PolicyHost>>) = match args.engine {
-        EngineKind::Native => (Arc::new(Native), None),
-        EngineKind::Wasm => {
-            let host = match wasm_engine::policy_host_for(&store).await {
-                Ok(h) => h,
-                Err(e) => {
-                    // A stored module that no longer validates must not stop
-                    // the service: serve the embedded default and say so.
-                    eprintln!("flocker serve: {e}; serving the embedded default module");
-                    wasm_engine::policy_host(None).map_err(Failure::failed)?
-                }
-            };
-            let host = Arc::new(host);
-            host.follow(store.changes());
-            (Arc::new(Wasm { host: host.clone() }), Some(host))
-        }
+    let choice = match args.engine {
+        EngineKind::Native => EngineChoice::Native,
+        EngineKind::Wasm => EngineChoice::Wasm,
     };
-    if args.policy_file.is_some() && policy.is_none() {
+    if args.policy_file.is_some() && choice != EngineChoice::Wasm {
         return Err(Failure::usage("--policy-file needs --engine wasm"));
     }
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -386,60 +231,26 @@ pub async fn run(args: ServeArgs) -> Result<i32, Failure> {
     let addr = listener
         .local_addr()
         .map_err(|e| Failure::failed(e.to_string()))?;
-    let placer = match &store {
-        AnyStore::File(fs) => Some(
-            fs.placer(engine.clone(), args.retries, PLACER_BATCH)
-                .map_err(|e| Failure::failed(e.to_string()))?,
-        ),
-        AnyStore::Etcd(_) => None,
-    };
-    let app = Arc::new(App {
-        placer,
+    let app = App::open(
         store,
-        store_url: args.store.store.clone(),
-        engine,
-        policy: policy.clone(),
-        metrics: Metrics::default(),
-        retries: args.retries,
-    });
-    set_policy_metric(&app);
-    if let Some(host) = policy {
-        tokio::spawn(follow_policy(
-            app.clone(),
-            host,
-            args.policy_file.clone(),
-            Duration::from_millis(args.poll_ms.max(10)),
-        ));
-    }
+        args.store.store.clone(),
+        choice,
+        args.retries,
+        |engine, _| engine,
+    )
+    .await
+    .map_err(|e| Failure::failed(e.to_string()))?;
+    let app = Arc::new(app);
+    app.spawn_policy_follower(
+        args.policy_file.clone(),
+        Duration::from_millis(args.poll_ms.max(10)),
+    );
     println!("listening on http://{addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
     axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| Failure::failed(format!("serve: {e}")))?;
     Ok(EXIT_OK)
-}
-
-async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -10,6 +10,7 @@
 //! - 3: the host failed: the store is unreachable or locked, a save lost to
 //!   other writers on every retry, the policy module trapped or timed out.
 
+mod proxy;
 mod table;
 
 use std::io::{Read, Write};
@@ -66,6 +67,9 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Serve decisions over HTTP: POST /v1/place, POST /v1/decide, GET /healthz, GET /metrics.
     Serve(crate::serve::ServeArgs),
+    /// Serve the Docker Engine API in front of the inventory's servers:
+    /// `docker -H tcp://HOST:PORT run ...` lands on the chosen server.
+    Proxy(proxy::ProxyArgs),
     /// Maintenance of the store itself.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -328,6 +332,7 @@ async fn run(command: Command) -> Outcome {
         Command::Routes(c) => routes(c).await,
         Command::Policy(c) => policy(c).await,
         Command::Serve(args) => crate::serve::run(args).await,
+        Command::Proxy(args) => proxy::run(args).await,
         Command::Store(StoreCommand::Check { store }) => store_check(store).await,
         Command::Bench(args) => crate::bench::run(args).await,
     }

@@ -1,9 +1,10 @@
 //! [`PolicyHost`]: the active module, swapped without a restart or a
 //! dropped request.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use flocker_core::{Change, Cluster};
+use flocker_core::{Change, Cluster, Server};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use super::{
@@ -32,6 +33,9 @@ struct Slot {
     /// The cluster the state was built from, when no change feed is set:
     /// a different `Arc` means rebuild.
     built_from: Option<Arc<Cluster>>,
+    /// The hostnames the state holds as `down` beyond their records (see
+    /// [`PolicyHost::decide_resident_with_down`]).
+    down: BTreeSet<String>,
 }
 
 /// The active policy module, hot-swappable.
@@ -155,6 +159,20 @@ impl PolicyHost {
         cluster: &Arc<Cluster>,
         request: &[u8],
     ) -> Result<String, PolicyError> {
+        self.decide_resident_with_down(cluster, request, &BTreeSet::new())
+    }
+
+    /// [`PolicyHost::decide_resident`], with the servers in `down` decided
+    /// on as `down` whatever their records say (the proxy's servers whose
+    /// daemons stopped answering; SPEC section 5). The overlay is sent to
+    /// the module as `upsert_server` changes only when it changes, and
+    /// re-applied to every server record the change feed brings.
+    pub fn decide_resident_with_down(
+        &self,
+        cluster: &Arc<Cluster>,
+        request: &[u8],
+        down: &BTreeSet<String>,
+    ) -> Result<String, PolicyError> {
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         let active = self.current();
         let mut rebuild = match &slot.state {
@@ -190,8 +208,25 @@ impl PolicyHost {
         }
         if rebuild {
             slot.state = None;
+            slot.down.clear();
             slot.state = Some(Resident::load(&active.policy, cluster)?);
             slot.built_from = Some(cluster.clone());
+        }
+        for change in &mut pending {
+            if let Change::UpsertServer(s) = change {
+                if down.contains(&s.hostname) {
+                    mark_down(s);
+                }
+            }
+        }
+        for hostname in slot.down.symmetric_difference(down) {
+            if let Some(record) = cluster.server(hostname) {
+                let mut s = record.clone();
+                if down.contains(hostname) {
+                    mark_down(&mut s);
+                }
+                pending.push(Change::UpsertServer(s));
+            }
         }
         let Some(state) = slot.state.as_mut() else {
             return Err(PolicyError::Refused("no resident state".into()));
@@ -200,6 +235,10 @@ impl PolicyHost {
             slot.state = None;
             return Err(e);
         }
+        slot.down.clone_from(down);
+        let Some(state) = slot.state.as_mut() else {
+            return Err(PolicyError::Refused("no resident state".into()));
+        };
         state.decide(request)
     }
 
@@ -211,4 +250,10 @@ impl PolicyHost {
             .unwrap_or_else(PoisonError::into_inner)
             .state = None;
     }
+}
+
+/// The record as the proxy decides on it while its daemon does not answer.
+fn mark_down(server: &mut Server) {
+    // TODO(merge core-down-hostports): server.down = true;
+    let _ = server;
 }

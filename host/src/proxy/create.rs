@@ -1,0 +1,518 @@
+//! `POST /containers/create`, decided (docs/PROXY.md, "Create"):
+//!
+//! 1. Read `?name=` and the body (at most [`CREATE_BODY_CAP`] bytes; not a
+//!    JSON object, or `Image` not a string, is a 400 naming the field). An
+//!    unnamed create is given a name first (SPEC section 6), so its ports
+//!    and load are recorded like any other.
+//! 2. Get the image's config from a server that has it (the decision needs
+//!    its `ExposedPorts`, `Env`, `Volumes`). When no server has it, decide
+//!    without saving to learn where the container would go, remember that
+//!    server for the pull, and answer 404 `No such image`: the CLI pulls
+//!    (the pull goes to that server, [`pull`]) and tries once more.
+//! 3. [`App::place`]: decide and save the route. A decision error is
+//!    answered with its status ([`super::error::decision_status`]), never a
+//!    404. A `name_in_use` whose container no longer exists on its server
+//!    (the daemon removed it and its event was missed) frees the route and
+//!    decides again, once.
+//! 4. If the chosen server lacks the image, pull it there (the CLI's
+//!    progress is not shown for this pull; it is logged).
+//! 5. Send the rewritten body to the chosen server. A 201 is remembered
+//!    (id -> server) and passed on; any other answer removes the route the
+//!    place saved and is passed on as the server gave it.
+//!
+//! [`App::place`]: crate::app::App::place
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode};
+use bytes::Bytes;
+use flocker_core::ContainerName;
+use hyper::Method;
+use serde_json::{json, Value};
+
+use super::backend;
+use super::error::ProxyError;
+use super::forward::{self, percent_encode, query_param};
+use super::{locate, Backend, Proxy};
+use crate::store::{Saved, Store};
+
+/// The largest create body read; real ones are about 2 KB.
+pub const CREATE_BODY_CAP: usize = 256 * 1024;
+
+/// How long a pull is sent to the server a 404'd create would have gone to.
+const PULL_TTL: Duration = Duration::from_secs(600);
+
+/// How long a pull the proxy makes itself (the chosen server lacks an image
+/// another server has) may take.
+const HIDDEN_PULL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Where the pull after a 404'd create should go, and the names being
+/// created now (so the route reconciliation in [`super::follow`] does not
+/// take a route whose container is about to exist).
+#[derive(Default)]
+pub struct PendingPulls {
+    pulls: Mutex<HashMap<String, (String, Instant)>>,
+    creating: Mutex<HashSet<String>>,
+    counter: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PendingPulls {
+    fn expect_pull(&self, image: &str, server: &str) {
+        let mut pulls = lock(&self.pulls);
+        pulls.retain(|_, (_, at)| at.elapsed() < PULL_TTL);
+        pulls.insert(normalize_ref(image), (server.to_string(), Instant::now()));
+    }
+
+    fn pull_target(&self, image: &str) -> Option<String> {
+        let pulls = lock(&self.pulls);
+        pulls
+            .get(&normalize_ref(image))
+            .filter(|(_, at)| at.elapsed() < PULL_TTL)
+            .map(|(s, _)| s.clone())
+    }
+
+    /// Whether a create of `name` is under way.
+    pub fn is_creating(&self, name: &str) -> bool {
+        lock(&self.creating).contains(name)
+    }
+
+    /// A name Docker accepts (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`) and no one has
+    /// used: `<image base>_<n>` has no dot, so each unnamed container is its
+    /// own service and never joins a group a `--link` could name.
+    fn fresh_name(&self, image: &str) -> String {
+        let base: String = image
+            .rsplit('/')
+            .next()
+            .unwrap_or(image)
+            .split([':', '@'])
+            .next()
+            .unwrap_or("")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let base = if base.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            base
+        } else {
+            format!("c{base}")
+        };
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        // The time keeps names apart across restarts and proxies, the
+        // counter within one.
+        format!("{base}_{:x}{n:x}", stamp & 0xffff_ffff_ffff)
+    }
+}
+
+/// Removes the creating mark when the create is done, however it ends.
+struct Creating<'a>(&'a PendingPulls, String);
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.creating).remove(&self.1);
+    }
+}
+
+/// `busybox`, `busybox:latest` and `docker.io/library/busybox:latest` are
+/// one image for pull routing.
+fn normalize_ref(image: &str) -> String {
+    let image = image
+        .strip_prefix("docker.io/library/")
+        .or_else(|| image.strip_prefix("docker.io/"))
+        .unwrap_or(image);
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') || last.contains(':') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+/// Reads a body up to `cap` bytes; more is a 413 before it is read whole.
+pub async fn read_body(body: Body, cap: usize) -> Result<Bytes, ProxyError> {
+    match axum::body::to_bytes(body, cap).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if too_large {
+                Err(ProxyError::TooLarge { cap })
+            } else {
+                Err(ProxyError::BadRequest(format!("cannot read the body: {e}")))
+            }
+        }
+    }
+}
+
+/// See the module doc.
+pub async fn create(
+    p: &Arc<Proxy>,
+    version: &str,
+    req: Request<Body>,
+) -> Result<Response<Body>, ProxyError> {
+    let (parts, body) = req.into_parts();
+    if parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > CREATE_BODY_CAP)
+    {
+        return Err(ProxyError::TooLarge {
+            cap: CREATE_BODY_CAP,
+        });
+    }
+    let bytes = read_body(body, CREATE_BODY_CAP).await?;
+    let container: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ProxyError::BadRequest(format!("the create body is not valid JSON: {e}")))?;
+    let Some(object) = container.as_object() else {
+        return Err(ProxyError::BadRequest(
+            "the create body must be a JSON object".into(),
+        ));
+    };
+    let image = match object.get("Image") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err(ProxyError::BadRequest("Image: is required".into()))
+        }
+        Some(_) => return Err(ProxyError::BadRequest("Image: expected a string".into())),
+    };
+    let query = parts.uri.query();
+    let name = match query_param(query, "name").filter(|n| !n.is_empty()) {
+        Some(n) => n.trim_start_matches('/').to_string(),
+        None => p.pulls.fresh_name(&image),
+    };
+    let _creating = {
+        lock(&p.pulls.creating).insert(name.clone());
+        Creating(&p.pulls, name.clone())
+    };
+    let (have, config) = locate::image_servers_with_config(p, version, &image).await?;
+    let request = json!({"name": name, "container": container, "image": config});
+    if have.is_empty() {
+        return no_such_image(p, &request, &image).await;
+    }
+    let mut freed_stale = false;
+    loop {
+        let placed = p.app.place(request.clone()).await.inspect_err(|e| {
+            p.metrics.created("host_error");
+            eprintln!("flocker proxy: create {name}: {e}");
+        })?;
+        let output = &placed.decided.output;
+        if let Some(kind) = placed.decided.error_kind.clone() {
+            if kind == "name_in_use" && !freed_stale && free_stale_route(p, version, &name).await {
+                freed_stale = true;
+                continue;
+            }
+            let message = output
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or("the policy refused the container")
+                .to_string();
+            p.metrics.created(&kind);
+            eprintln!("flocker proxy: create {name}: {kind}: {message}");
+            return Err(ProxyError::Decision { kind, message });
+        }
+        let hostname = output
+            .pointer("/server/hostname")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let summary = output
+            .pointer("/explain/summary")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let b = match p.backend(&hostname).await {
+            Ok(b) => b,
+            Err(e) => {
+                route_gone(p, &hostname, &name).await;
+                return Err(e);
+            }
+        };
+        if !have.iter().any(|h| h.hostname == b.hostname) {
+            if let Err(e) = hidden_pull(p, version, &b, &image).await {
+                route_gone(p, &hostname, &name).await;
+                eprintln!("flocker proxy: create {name}: pulling {image} on {hostname}: {e}");
+                p.pulls.expect_pull(&image, &hostname);
+                p.metrics.created("no_such_image");
+                return Err(ProxyError::NoSuchImage(image));
+            }
+        }
+        let rewritten = output.get("container").cloned().unwrap_or(Value::Null);
+        let body = serde_json::to_vec(&rewritten)
+            .map_err(|e| ProxyError::Backend(format!("cannot write the create body: {e}")))?;
+        let path = create_path(version, query, &name);
+        let mut breq = backend::request(Method::POST, &b.dial, &path, Some(Bytes::from(body)))?;
+        copy_header(&parts.headers, breq.headers_mut(), "x-registry-auth");
+        let answer = match backend::send(&b.dial, breq, false, Some(p.call_timeout())).await {
+            Ok(a) => a,
+            Err(e) => {
+                route_gone(p, &hostname, &name).await;
+                p.metrics.created("server_error");
+                return Err(e);
+            }
+        };
+        let (rparts, rbody) = match answer.collect(1 << 20, p.call_timeout()).await {
+            Ok(x) => x,
+            Err(e) => {
+                route_gone(p, &hostname, &name).await;
+                p.metrics.created("server_error");
+                return Err(e);
+            }
+        };
+        if rparts.status == StatusCode::CREATED {
+            if let Some(id) = serde_json::from_slice::<Value>(&rbody)
+                .ok()
+                .and_then(|v| v.get("Id").and_then(Value::as_str).map(str::to_string))
+            {
+                p.locator.remember(&id, &name, &hostname);
+            }
+            p.metrics.created("created");
+            eprintln!("flocker proxy: create {name} on {hostname}: {summary}");
+        } else {
+            route_gone(p, &hostname, &name).await;
+            p.metrics.created("server_error");
+            eprintln!(
+                "flocker proxy: create {name} on {hostname} failed with {}: {}",
+                rparts.status,
+                String::from_utf8_lossy(&rbody)
+            );
+        }
+        let mut resp = Response::from_parts(rparts, Body::from(rbody));
+        forward::strip_hop_by_hop(resp.headers_mut());
+        return Ok(resp);
+    }
+}
+
+fn copy_header(from: &hyper::HeaderMap, to: &mut hyper::HeaderMap, name: &'static str) {
+    if let Some(v) = from.get(name) {
+        to.insert(name, v.clone());
+    }
+}
+
+/// The create path for the server: the client's query with `name` set.
+fn create_path(version: &str, query: Option<&str>, name: &str) -> String {
+    let mut pairs: Vec<String> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some("name"))
+        .map(str::to_string)
+        .collect();
+    pairs.push(format!("name={}", percent_encode(name)));
+    format!("{version}/containers/create?{}", pairs.join("&"))
+}
+
+/// No server has the image: decide (without saving) where it would go, so
+/// the CLI's pull goes there, and answer 404. A decision error is answered
+/// as itself, so a bad link never sets off a pull.
+async fn no_such_image(
+    p: &Proxy,
+    request: &Value,
+    image: &str,
+) -> Result<Response<Body>, ProxyError> {
+    let cluster = p.cluster().await?;
+    let decided = p.app.engine.decide(&cluster, request)?;
+    if let Some(kind) = decided.error_kind {
+        let message = decided
+            .output
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        p.metrics.created(&kind);
+        return Err(ProxyError::Decision { kind, message });
+    }
+    if let Some(h) = decided.output.pointer("/server/hostname").and_then(Value::as_str) {
+        p.pulls.expect_pull(image, h);
+    }
+    p.metrics.created("no_such_image");
+    Err(ProxyError::NoSuchImage(image.to_string()))
+}
+
+/// On `name_in_use`: if the route's server no longer has the container,
+/// the route is stale; free it. True when it was freed.
+async fn free_stale_route(p: &Proxy, version: &str, name: &str) -> bool {
+    let Ok(cluster) = p.cluster().await else {
+        return false;
+    };
+    let Some(route) = cluster.live_route(name).cloned() else {
+        return false;
+    };
+    drop(cluster);
+    let Ok(b) = p.backend(&route.server).await else {
+        return false;
+    };
+    let path = format!("{version}/containers/{name}/json");
+    match backend::call(&b.dial, Method::GET, &path, None, p.call_timeout(), 4 << 20).await {
+        Ok((StatusCode::NOT_FOUND, _)) => {
+            eprintln!(
+                "flocker proxy: {name} is gone from {}: its route is freed",
+                route.server
+            );
+            route_gone(p, &route.server, name).await;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Pulls `image` on `b` and reads the progress to its end; an
+/// `errorDetail` in it is the error.
+async fn hidden_pull(p: &Proxy, version: &str, b: &Backend, image: &str) -> Result<(), ProxyError> {
+    let (from, tag) = split_tag(image);
+    let mut path = format!("{version}/images/create?fromImage={}", percent_encode(from));
+    if let Some(t) = tag {
+        path.push_str(&format!("&tag={}", percent_encode(t)));
+    }
+    eprintln!("flocker proxy: pulling {image} on {}", b.hostname);
+    let (status, body) = backend::call(
+        &b.dial,
+        Method::POST,
+        &path,
+        None,
+        HIDDEN_PULL_TIMEOUT,
+        64 << 20,
+    )
+    .await?;
+    let _ = p;
+    let text = String::from_utf8_lossy(&body);
+    if !status.is_success() {
+        return Err(ProxyError::Backend(format!("pull answered {status}: {text}")));
+    }
+    if let Some(line) = text.lines().find(|l| l.contains("\"errorDetail\"")) {
+        return Err(ProxyError::Backend(line.to_string()));
+    }
+    Ok(())
+}
+
+/// `repo:tag` -> (`repo`, `tag`); a digest or no tag keeps the whole ref.
+fn split_tag(image: &str) -> (&str, Option<&str>) {
+    if image.contains('@') {
+        return (image, None);
+    }
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].rfind(':') {
+        Some(i) => (&image[..slash + i], Some(&image[slash + i + 1..])),
+        None => (image, None),
+    }
+}
+
+/// `POST /images/create`: to the server a 404'd create chose, else to
+/// every server (progress merged, see [`super::combine::pull_all`]).
+pub async fn pull(p: &Arc<Proxy>, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
+    let query = req.uri().query();
+    if query_param(query, "fromSrc").is_some() {
+        return Err(ProxyError::NotSupported("importing an image (fromSrc)".into()));
+    }
+    let from = query_param(query, "fromImage").unwrap_or_default();
+    let image = match query_param(query, "tag").filter(|t| !t.is_empty()) {
+        Some(t) if !from.contains('@') => format!("{from}:{t}"),
+        _ => from,
+    };
+    if let Some(server) = p.pulls.pull_target(&image) {
+        if let Ok(b) = p.backend(&server).await {
+            if p.health.is_up(&b.hostname) {
+                p.metrics.routed("pull");
+                return forward::forward(p, &b, req, true).await;
+            }
+        }
+    }
+    super::combine::pull_all(p, req).await
+}
+
+/// Marks `name`'s route on `server` removed (freeing its ports), if it is
+/// there and live.
+pub async fn route_gone(p: &Proxy, server: &str, name: &str) {
+    let live_here = p
+        .cluster()
+        .await
+        .ok()
+        .and_then(|c| c.live_route(name).map(|r| r.server == server))
+        .unwrap_or(false);
+    if !live_here {
+        return;
+    }
+    if let Err(e) = p.app.store.remove_route(name).await {
+        eprintln!("flocker proxy: cannot remove the route of {name}: {e}");
+    }
+}
+
+/// After a rename on the server: the route moves to the new name (its
+/// service follows the name), keeping its server and ports.
+pub async fn rename_route(p: &Proxy, old: &str, new: &str) {
+    let new = new.trim_start_matches('/');
+    let Some(route) = p
+        .cluster()
+        .await
+        .ok()
+        .and_then(|c| c.live_route(old).cloned())
+    else {
+        return;
+    };
+    let Ok(parsed) = ContainerName::parse(new) else {
+        eprintln!("flocker proxy: {new} is not a name flocker can route; {old}'s route is kept");
+        return;
+    };
+    let mut renamed = route.clone();
+    renamed.name = new.to_string();
+    renamed.service = parsed.service;
+    // The old route holds the port claims: free them first, then claim
+    // them under the new name.
+    if let Err(e) = p.app.store.remove_route(old).await {
+        eprintln!("flocker proxy: cannot rename the route of {old}: {e}");
+        return;
+    }
+    match p.app.store.save_decision(&renamed).await {
+        Ok(Saved::Saved) => {}
+        Ok(Saved::Conflict(why)) => {
+            eprintln!("flocker proxy: the route of {old} could not move to {new}: {why}")
+        }
+        Err(e) => eprintln!("flocker proxy: the route of {old} could not move to {new}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs() {
+        assert_eq!(normalize_ref("busybox"), "busybox:latest");
+        assert_eq!(normalize_ref("docker.io/library/busybox:latest"), "busybox:latest");
+        assert_eq!(normalize_ref("localhost:5000/auth"), "localhost:5000/auth:latest");
+        assert_eq!(normalize_ref("localhost/auth:1"), "localhost/auth:1");
+        assert_eq!(split_tag("localhost:5000/auth:1"), ("localhost:5000/auth", Some("1")));
+        assert_eq!(split_tag("localhost:5000/auth"), ("localhost:5000/auth", None));
+    }
+
+    #[test]
+    fn fresh_names_are_docker_names_without_a_dot() {
+        let pulls = PendingPulls::default();
+        let a = pulls.fresh_name("localhost/busybox:full");
+        let b = pulls.fresh_name("localhost/busybox:full");
+        assert_ne!(a, b);
+        assert!(a.starts_with("busybox_"), "{a}");
+        assert!(!a.contains('.'));
+        assert!(ContainerName::parse(&a).is_ok());
+        assert!(ContainerName::parse(&pulls.fresh_name("_x")).is_ok());
+    }
+
+    #[test]
+    fn create_path_sets_the_name() {
+        assert_eq!(
+            create_path("/v1.41", Some("name=x&platform=linux"), "auth.1"),
+            "/v1.41/containers/create?platform=linux&name=auth.1"
+        );
+        assert_eq!(create_path("", None, "a_1"), "/containers/create?name=a_1");
+    }
+}

@@ -1,0 +1,163 @@
+//! Routes follow containers (SPEC section 5): one events stream per up
+//! server; a container's `destroy` (Docker) or `remove` (podman) marks its
+//! route removed and frees its host ports. When a watcher (re)starts it
+//! first lists the server's containers and frees the live routes on that
+//! server whose container is gone (removed while the proxy was away or the
+//! stream was down), except a name being created right now.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::BodyExt;
+use hyper::{Method, StatusCode};
+use serde_json::Value;
+
+use super::backend;
+use super::forward::percent_encode;
+use super::{Backend, Proxy};
+
+/// Which servers have a watcher, and the time of the last event each saw
+/// (a restarted watcher asks for the events since then).
+#[derive(Default)]
+pub struct Watchers {
+    running: Mutex<HashSet<String>>,
+    last: Mutex<HashMap<String, i64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts a watcher on each of `up` that has none.
+pub fn ensure(p: &Arc<Proxy>, up: &[Backend]) {
+    for b in up {
+        if !lock(&p.watchers.running).insert(b.hostname.clone()) {
+            continue;
+        }
+        let p = p.clone();
+        let b = b.clone();
+        tokio::spawn(async move {
+            watch(&p, &b).await;
+            lock(&p.watchers.running).remove(&b.hostname);
+        });
+    }
+}
+
+async fn watch(p: &Proxy, b: &Backend) {
+    let since = lock(&p.watchers.last).get(&b.hostname).copied();
+    reconcile(p, b).await;
+    let filters = percent_encode(r#"{"type":["container"]}"#);
+    let mut path = format!("/events?filters={filters}");
+    if let Some(t) = since {
+        path.push_str(&format!("&since={t}"));
+    }
+    let Ok(req) = backend::request(Method::GET, &b.dial, &path, None) else {
+        return;
+    };
+    let answer = match backend::send(&b.dial, req, false, None).await {
+        Ok(a) if a.response.status() == StatusCode::OK => a,
+        _ => return,
+    };
+    let backend::Answer { response, conn } = answer;
+    let _conn = conn;
+    let mut body = response.into_body();
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(Ok(frame)) = body.frame().await {
+        let Ok(data) = frame.into_data() else { continue };
+        buf.extend_from_slice(&data);
+        let mut consumed = 0;
+        let mut events = Vec::new();
+        {
+            let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
+            while let Some(Ok(v)) = it.next() {
+                consumed = it.byte_offset();
+                events.push(v);
+            }
+        }
+        buf.drain(..consumed);
+        for e in events {
+            if let Some(t) = e.get("time").and_then(Value::as_i64) {
+                lock(&p.watchers.last).insert(b.hostname.clone(), t);
+            }
+            on_event(p, b, &e).await;
+        }
+        if buf.len() > 1 << 20 {
+            return;
+        }
+    }
+}
+
+async fn on_event(p: &Proxy, b: &Backend, e: &Value) {
+    let action = e
+        .get("Action")
+        .or_else(|| e.get("status"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let id = e
+        .pointer("/Actor/ID")
+        .or_else(|| e.get("id"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = e
+        .pointer("/Actor/Attributes/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match action {
+        "destroy" | "remove" => {
+            if !name.is_empty() {
+                super::create::route_gone(p, &b.hostname, name).await;
+                p.locator.forget(name);
+            }
+            if !id.is_empty() {
+                p.locator.forget(id);
+            }
+        }
+        "create" if !name.is_empty() => p.locator.remember(id, name, &b.hostname),
+        _ => {}
+    }
+}
+
+/// Frees the live routes on `b` whose container the server no longer has.
+async fn reconcile(p: &Proxy, b: &Backend) {
+    let Ok((StatusCode::OK, body)) = backend::call(
+        &b.dial,
+        Method::GET,
+        "/containers/json?all=1",
+        None,
+        p.call_timeout(),
+        64 << 20,
+    )
+    .await
+    else {
+        return;
+    };
+    let Ok(Value::Array(list)) = serde_json::from_slice::<Value>(&body) else {
+        return;
+    };
+    let present: BTreeSet<String> = list
+        .iter()
+        .filter_map(|c| c.get("Names").and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|n| n.trim_start_matches('/').to_string())
+        .collect();
+    let Ok(cluster) = p.cluster().await else {
+        return;
+    };
+    let gone: Vec<String> = cluster
+        .routes()
+        .filter(|r| r.is_live() && r.server == b.hostname && !present.contains(&r.name))
+        .map(|r| r.name.clone())
+        .collect();
+    drop(cluster);
+    for name in gone {
+        if p.pulls.is_creating(&name) {
+            continue;
+        }
+        eprintln!(
+            "flocker proxy: {name} no longer exists on {}: its route is freed",
+            b.hostname
+        );
+        super::create::route_gone(p, &b.hostname, &name).await;
+    }
+}

@@ -1,0 +1,186 @@
+//! Which servers answer: every server's daemon is asked `GET /version`
+//! every `--health-ms`. One that refuses the connection, or does not
+//! answer twice in a row, is decided on as `down` (SPEC section 5) until it
+//! answers again; its stored record is not changed. The same answers give
+//! the API version the proxy advertises: the highest every up server
+//! supports.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use hyper::{Method, StatusCode};
+use serde_json::Value;
+
+use super::backend;
+use super::down::DownSet;
+use super::error::ProxyError;
+use super::Proxy;
+
+/// How long one health check may take.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Failed checks in a row (timeouts) before a server is down; a refused
+/// connection is down at once.
+const FAILURES_TO_DOWN: u32 = 2;
+
+/// The API version advertised before any server answered.
+const FALLBACK_API: &str = "1.41";
+
+#[derive(Debug, Clone, Default)]
+struct State {
+    up: bool,
+    failures: u32,
+    /// The last `/version` answer.
+    version: Option<Value>,
+}
+
+/// What the checks found; shared with the engine's down overlay.
+pub struct Health {
+    servers: RwLock<BTreeMap<String, State>>,
+    down: Arc<DownSet>,
+}
+
+impl Health {
+    pub fn new(down: Arc<DownSet>) -> Health {
+        Health {
+            servers: RwLock::new(BTreeMap::new()),
+            down,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, State>> {
+        self.servers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `hostname` answers (a server not checked yet counts as up).
+    pub fn is_up(&self, hostname: &str) -> bool {
+        self.read().get(hostname).is_none_or(|s| s.up)
+    }
+
+    /// Every checked server's last `/version` answer.
+    pub fn versions(&self) -> Vec<(String, Value)> {
+        self.read()
+            .iter()
+            .filter(|(_, s)| s.up)
+            .filter_map(|(h, s)| s.version.clone().map(|v| (h.clone(), v)))
+            .collect()
+    }
+
+    /// The lowest `ApiVersion` of the up servers: every one of them speaks it.
+    pub fn api_version(&self) -> String {
+        self.versions()
+            .iter()
+            .filter_map(|(_, v)| v.get("ApiVersion").and_then(Value::as_str).map(str::to_string))
+            .min_by_key(|v| version_key(v))
+            .unwrap_or_else(|| FALLBACK_API.into())
+    }
+
+    /// The highest `MinAPIVersion` of the up servers.
+    pub fn min_api_version(&self) -> String {
+        self.versions()
+            .iter()
+            .filter_map(|(_, v)| {
+                v.get("MinAPIVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .max_by_key(|v| version_key(v))
+            .unwrap_or_else(|| "1.24".into())
+    }
+
+    /// The servers decided on as down now.
+    pub fn down(&self) -> BTreeSet<String> {
+        self.read()
+            .iter()
+            .filter(|(_, s)| !s.up)
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+}
+
+/// `1.41` -> (1, 41), for comparing versions as numbers.
+fn version_key(v: &str) -> (u32, u32) {
+    let mut it = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// One round: checks every server at once, updates the down set, and
+/// returns the servers found up.
+pub async fn check_all(p: &Proxy) -> Result<Vec<super::Backend>, ProxyError> {
+    let backends = p.backends().await?;
+    let answers = join_all(backends.iter().map(|b| {
+        backend::call(
+            &b.dial,
+            Method::GET,
+            "/version",
+            None,
+            CHECK_TIMEOUT,
+            1 << 20,
+        )
+    }))
+    .await;
+    let mut up = Vec::new();
+    {
+        let mut servers = p.health.servers.write().unwrap_or_else(|e| e.into_inner());
+        // Servers removed from the inventory are forgotten.
+        servers.retain(|h, _| backends.iter().any(|b| &b.hostname == h));
+        for (b, answer) in backends.iter().zip(answers) {
+            let s = servers.entry(b.hostname.clone()).or_insert(State {
+                up: true,
+                ..State::default()
+            });
+            let was_up = s.up;
+            match answer {
+                Ok((StatusCode::OK, body)) => {
+                    s.up = true;
+                    s.failures = 0;
+                    s.version = serde_json::from_slice(&body).ok();
+                }
+                other => {
+                    s.failures += 1;
+                    let refused = matches!(other, Err(ProxyError::Unreachable(_)));
+                    if refused || s.failures >= FAILURES_TO_DOWN {
+                        s.up = false;
+                    }
+                }
+            }
+            if s.up != was_up {
+                let state = if s.up { "up again" } else { "down" };
+                eprintln!("flocker proxy: server {} is {state}", b.hostname);
+            }
+            p.metrics.set_up(&b.hostname, s.up);
+            if s.up {
+                up.push(b.clone());
+            }
+        }
+    }
+    p.health.down.set(p.health.down());
+    Ok(up)
+}
+
+/// Checks every `every`, and keeps an events watcher on each up server
+/// ([`super::follow`]). Runs until the process ends.
+pub fn spawn(p: Arc<Proxy>, every: Duration) {
+    tokio::spawn(async move {
+        loop {
+            match check_all(&p).await {
+                Ok(up) => super::follow::ensure(&p, &up),
+                Err(e) => eprintln!("flocker proxy: health check: {e}"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        assert!(version_key("1.41") < version_key("1.100"));
+        assert!(version_key("1.9") < version_key("1.41"));
+    }
+}

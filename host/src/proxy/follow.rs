@@ -104,7 +104,10 @@ async fn on_event(p: &Proxy, b: &Backend, e: &Value) {
         .unwrap_or("");
     match action {
         "destroy" | "remove" => {
-            if !name.is_empty() {
+            // The event may come after a new container took the name (`rm
+            // -f x` then `run --name x`): free the route only when no
+            // container of that name is on the server now.
+            if !name.is_empty() && !exists_on(p, b, name).await {
                 super::create::route_gone(p, &b.hostname, name).await;
                 p.locator.forget(name);
             }
@@ -115,6 +118,16 @@ async fn on_event(p: &Proxy, b: &Backend, e: &Value) {
         "create" if !name.is_empty() => p.locator.remember(id, name, &b.hostname),
         _ => {}
     }
+}
+
+/// Whether `b` has a container named `name` now (a server that does not
+/// answer is taken to have it: nothing is freed on a guess).
+async fn exists_on(p: &Proxy, b: &Backend, name: &str) -> bool {
+    let path = format!("/containers/{name}/json");
+    !matches!(
+        backend::call(&b.dial, Method::GET, &path, None, p.call_timeout(), 4 << 20).await,
+        Ok((StatusCode::NOT_FOUND, _))
+    )
 }
 
 /// Frees the live routes on `b` whose container the server no longer has.

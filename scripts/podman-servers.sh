@@ -75,10 +75,12 @@ stop_servers() {
       fi
     fi
   done
-  # Whatever still runs from DIR (a container whose removal failed) would keep
-  # its host ports after DIR is gone: kill it. Only conmon and the container
-  # processes under it name DIR or are children of such.
+  # Whatever still runs from DIR after that would keep its host ports once DIR
+  # is gone. conmon runs `podman container cleanup` (which names DIR) when a
+  # container exits: give those a few seconds to finish, then kill what is
+  # left (a conmon whose container could not be removed, and its children).
   local p c
+  for _ in $(seq 50); do pgrep -f -- "$dir/s[0-9]" >/dev/null || break; sleep 0.2; done
   for p in $(pgrep -f -- "$dir/s[0-9]" || true); do
     [ "$p" = $$ ] && continue
     for c in $(pgrep -P "$p" || true); do kill -KILL "$c" 2>/dev/null || true; done

@@ -168,7 +168,16 @@ impl hyper::body::Body for Tied {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        match Pin::new(&mut self.get_mut().body).poll_frame(cx) {
+            // A server that dies mid-stream ends the client's stream where
+            // it broke, as a finished body, rather than cutting the
+            // client's connection.
+            Poll::Ready(Some(Err(e))) => {
+                eprintln!("flocker proxy: a server's stream broke off: {e}");
+                Poll::Ready(None)
+            }
+            other => other,
+        }
     }
 
     fn is_end_stream(&self) -> bool {

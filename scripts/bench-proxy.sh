@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The proxy's cost, measured against the direct path in one run, with
+# hyperfine (docs/PERFORMANCE.md, "Proxy"):
+#
+#   1. `docker run -d --rm IMAGE true`: through `flocker proxy` vs straight
+#      to one server (the same server the proxy chooses is not forced: each
+#      run is decided).
+#   2. `docker logs` of a container that wrote 100 MiB: through the proxy vs
+#      straight to its server.
+#   3. `docker ps -a`: through the proxy over three servers vs one server.
+#
+# Usage: scripts/bench-proxy.sh [RUNS]   (default 20; needs root, podman,
+#        hyperfine; FLOCKER=/path/to/flocker to skip the release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-20}
+
+command -v hyperfine >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
+}
+if [ -z "${FLOCKER:-}" ]; then
+  scripts/setup.sh build
+  cargo build --quiet --release -p flocker-host --bin flocker
+  FLOCKER="${CARGO_TARGET_DIR:-$PWD/target}/release/flocker"
+fi
+
+dir=$(mktemp -d /tmp/flocker-bench.XXXXXX)
+servers="$dir/servers"
+proxy_pid=
+cleanup() {
+  [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
+  scripts/podman-servers.sh stop "$servers" >/dev/null 2>&1 || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+PODMAN_API_BASE=${PODMAN_API_BASE:-25770} PODMAN_RANGE_BASE=${PODMAN_RANGE_BASE:-40000} \
+  scripts/podman-servers.sh start "$servers" 3 >"$dir/servers.log" 2>&1
+store="file:$dir/bench.redb"
+"$FLOCKER" inventory add --store "$store" "$servers/inventory.json" >/dev/null
+s1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["docker"])' "$servers/inventory.json")
+"$FLOCKER" proxy --store "$store" --listen tcp://127.0.0.1:0 >"$dir/proxy.out" 2>"$dir/proxy.err" &
+proxy_pid=$!
+for _ in $(seq 100); do grep -q '^listening on' "$dir/proxy.out" 2>/dev/null && break; sleep 0.1; done
+proxy=$(sed -n 's/^listening on //p' "$dir/proxy.out" | head -1)
+[ -n "$proxy" ] || { cat "$dir/proxy.err"; exit 1; }
+echo "# servers: 3 podman $(podman --version | awk '{print $3}'); proxy $proxy; direct $s1; $runs runs"
+
+hyperfine --style basic --warmup 3 --runs "$runs" --export-markdown "$dir/run.md" \
+  -n 'run -d, proxy' "docker -H $proxy run -d --rm localhost/busybox:full true" \
+  -n 'run -d, direct' "docker -H $s1 run -d --rm localhost/busybox:full true"
+cat "$dir/run.md"
+
+# 100 MiB of log lines on s1, created straight there so both paths read the
+# same container.
+docker -H "$s1" run --name biglog localhost/busybox:full \
+  sh -c 'yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c 104857600' >/dev/null
+hyperfine --style basic --warmup 1 --runs "$(( runs < 10 ? runs : 10 ))" --export-markdown "$dir/logs.md" \
+  -n 'logs 100 MiB, proxy' "docker -H $proxy logs biglog >/dev/null" \
+  -n 'logs 100 MiB, direct' "docker -H $s1 logs biglog >/dev/null"
+cat "$dir/logs.md"
+
+# A few containers on every server for the lists.
+for i in 1 2 3 4 5 6; do docker -H "$proxy" run -d --name "list.$i" localhost/busybox:full true >/dev/null; done
+hyperfine --style basic --warmup 3 --runs "$runs" --export-markdown "$dir/ps.md" \
+  -n 'ps -a, proxy (3 servers)' "docker -H $proxy ps -a" \
+  -n 'ps -a, direct (1 server)' "docker -H $s1 ps -a"
+cat "$dir/ps.md"

@@ -115,6 +115,7 @@ impl Cluster {
             server: server.hostname.clone(),
             address: server.address.clone(),
             ports: route_ports,
+            host_ports: claimed(&host_ports),
             env: merge_image_env(&req.env, &req.image_env),
             volumes: unique(req.named_volumes.iter().map(|(v, _)| *v)),
             state: LIVE.to_string(),
@@ -163,6 +164,16 @@ fn route_ports(req: &Request, host_ports: &[u16]) -> Vec<(Port, u16)> {
             .collect(),
         NetworkMode::Container(_) => Vec::new(),
     }
+}
+
+/// Every host port the container binds, ascending and unique: each binding
+/// of each published port, or under host networking each exposed port
+/// (one number for `53/tcp` and `53/udp`, as `/ports/<hostname>/<port>` is).
+fn claimed(host_ports: &[u16]) -> Vec<u16> {
+    let mut out = host_ports.to_vec();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// The create body for the chosen server: env appended, `Links` removed,

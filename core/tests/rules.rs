@@ -251,12 +251,116 @@ fn mapping_1_exposed_ports_get_the_lowest_free_ports_in_link_order() {
     assert_eq!(pb["53/udp"], json!([{"HostIp": "", "HostPort": "20005"}]));
 }
 
+/// Every `HostPort` the rewritten body binds, as numbers.
+fn bound_host_ports(out: &Value) -> Vec<u64> {
+    let mut ports: Vec<u64> = out["container"]["HostConfig"]["PortBindings"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, list)| list.as_array().into_iter().flatten())
+        .filter_map(|b| b["HostPort"].as_str()?.parse().ok())
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
+#[test]
+fn mapping_1_every_binding_claimed_so_no_two_containers_share_a_host_port() {
+    let inv = json!([{"hostname": "a", "address": "1", "port_range": [20000, 20010]}]);
+    let c = json!({"HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1"}, {"HostIp": "::1"}]}}});
+    let first = decide(input(Some("w.1"), c.clone(), inv.clone(), json!({})));
+    let first_ports = bound_host_ports(&first);
+    assert_eq!(first_ports, [20000, 20001]);
+    let routes = json!({"containers": {"w.1": first["route"].clone()}});
+    let second = decide(input(Some("w.2"), c, inv, routes));
+    let second_ports = bound_host_ports(&second);
+    assert_eq!(second_ports.len(), 2, "{second}");
+    for p in &second_ports {
+        assert!(
+            !first_ports.contains(p),
+            "host port {p} bound by both w.1 {first_ports:?} and w.2 {second_ports:?}"
+        );
+    }
+}
+
 #[test]
 fn mapping_1_host_network_records_each_port_as_its_own_host_port() {
     let c = json!({"ExposedPorts": {"80/tcp": {}}, "HostConfig": {"NetworkMode": "host"}});
     let out = decide(input(Some("h.1"), c, three(), json!({})));
     assert_eq!(out["route"]["ports"], json!({"80/tcp": 80}));
+    assert_eq!(out["route"]["host_ports"], json!([80]));
     assert!(out["container"]["HostConfig"].get("PortBindings").is_none());
+    // One number per port, whatever its protocol.
+    let c = json!({"ExposedPorts": {"53/udp": {}, "53/tcp": {}, "8080/tcp": {}},
+                   "HostConfig": {"NetworkMode": "host"}});
+    let out = decide(input(Some("h.2"), c, three(), json!({})));
+    assert_eq!(out["route"]["host_ports"], json!([53, 8080]));
+}
+
+#[test]
+fn mapping_1_host_ports_list_every_binding_ascending_and_ports_the_first() {
+    let inv = json!([{"hostname": "a", "address": "1", "port_range": [20000, 20010]}]);
+    let c = json!({"ExposedPorts": {"53/udp": {}}, "HostConfig": {"PortBindings": {
+        "80/tcp": [{"HostPort": "9000"}, {"HostPort": ""}, {"HostPort": "8000-8010"}],
+        "443/tcp": [{"HostPort": "9000"}]}}});
+    let out = decide(input(Some("w.1"), c, inv, json!({})));
+    assert_eq!(
+        out["route"]["ports"],
+        json!({"80/tcp": 9000, "443/tcp": 9000, "53/udp": 20001})
+    );
+    assert_eq!(
+        out["route"]["host_ports"],
+        json!([8000, 9000, 20000, 20001])
+    );
+    let keys: Vec<&str> = out["route"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "service",
+            "server",
+            "address",
+            "ports",
+            "host_ports",
+            "env",
+            "volumes",
+            "state"
+        ]
+    );
+}
+
+#[test]
+fn mapping_1_a_live_routes_host_ports_are_used_not_only_its_ports() {
+    let inv = json!([{"hostname": "a", "address": "1", "port_range": [20000, 20003]},
+                     {"hostname": "b", "address": "2", "containers": 9}]);
+    let mut old = route("w.1", "a", json!({"80/tcp": 20000}));
+    old["host_ports"] = json!([20000, 20001, 20002]);
+    let routes = json!({"containers": {"w.1": old}});
+    let out = decide(input(
+        Some("w.2"),
+        json!({"ExposedPorts": {"80/tcp": {}}}),
+        inv.clone(),
+        routes.clone(),
+    ));
+    assert_eq!(out["route"]["host_ports"], json!([20003]));
+    let c = json!({"HostConfig": {"PortBindings": {"81/tcp": [{"HostPort": "20002"}]}}});
+    let out = decide(input(Some("w.3"), c, inv.clone(), routes.clone()));
+    assert_eq!(out["explain"]["rejected"]["a"], "port 20002 taken");
+    // Removed, the route holds nothing.
+    let mut removed = routes.clone();
+    removed["containers"]["w.1"]["state"] = json!("removed");
+    let out = decide(input(
+        Some("w.2"),
+        json!({"ExposedPorts": {"80/tcp": {}}}),
+        inv,
+        removed,
+    ));
+    assert_eq!(out["route"]["host_ports"], json!([20000]));
 }
 
 #[test]
@@ -267,6 +371,7 @@ fn mapping_1_container_network_publishes_nothing_and_pins() {
     let out = decide(input(Some("app.1"), c, three(), routes));
     assert_eq!(chosen(&out), "node2");
     assert_eq!(out["route"]["ports"], json!({}));
+    assert_eq!(out["route"]["host_ports"], json!([]));
     assert!(out["container"]["HostConfig"].get("PortBindings").is_none());
 }
 

@@ -22,8 +22,10 @@ export interface Route {
   service: string;
   server: string;
   address: string;
-  /** Container port ("80/tcp") -> host port. */
+  /** Container port ("80/tcp") -> its first host port. */
   ports: Record<string, number>;
+  /** Every host port bound on the server, ascending; when absent, the values of `ports`. */
+  host_ports: number[];
   env: string[];
   volumes: string[];
   state: 'live' | 'removed' | string;

@@ -731,7 +731,7 @@ async fn routes(c: RoutesCommand) -> Outcome {
                     Ok(EXIT_OK)
                 }
                 Some(r) => {
-                    let ports: Vec<String> = r.ports.iter().map(|(_, h)| h.to_string()).collect();
+                    let ports: Vec<String> = r.host_ports.iter().map(u16::to_string).collect();
                     let freed = if ports.is_empty() {
                         "no host ports".to_string()
                     } else {

@@ -158,6 +158,148 @@ fn routing_3_reserved_servers_take_only_what_is_sent_to_them() {
     assert_eq!(chosen(&pinned), "a");
 }
 
+fn down_node3() -> Value {
+    json!([server("node1", 1), server("node2", 2),
+           {"hostname": "node3", "address": "10.0.0.3", "down": true}])
+}
+
+#[test]
+fn routing_3_down_server_is_removed_with_reason_down() {
+    // node1 is the least loaded, but down; down also comes before full,
+    // reserved and tags in the explanation.
+    let inv = json!([
+        {"hostname": "node1", "address": "1", "down": true, "full": true, "reserved": true},
+        {"hostname": "node2", "address": "2", "containers": 3},
+        {"hostname": "node3", "address": "3", "containers": 4, "down": false},
+    ]);
+    let out = decide(input(
+        None,
+        json!({"Env": ["VIKING_TAGS=x"]}),
+        inv.clone(),
+        json!({}),
+    ));
+    assert_eq!(out["error"]["explain"]["rejected"]["node1"], "down");
+    assert_eq!(
+        out["error"]["explain"]["summary"],
+        "0/3 servers eligible: 2 missing tag x, 1 down"
+    );
+    let out = decide(input(None, json!({}), inv, json!({})));
+    assert_eq!(chosen(&out), "node2");
+    assert_eq!(out["explain"]["rejected"]["node1"], "down");
+    assert_eq!(out["explain"]["summary"], "2/3 servers eligible: 1 down");
+}
+
+#[test]
+fn routing_3_down_server_named_by_viking_server_is_no_eligible_server() {
+    let out = decide(input(
+        None,
+        json!({"Env": ["VIKING_SERVER=node3"]}),
+        down_node3(),
+        json!({}),
+    ));
+    assert_eq!(kind(&out), "no_eligible_server");
+    let explain = &out["error"]["explain"];
+    assert_eq!(explain["rejected"]["node3"], "down");
+    assert_eq!(explain["rejected"]["node1"], "not VIKING_SERVER");
+    assert_eq!(
+        explain["summary"],
+        "0/3 servers eligible: 2 not VIKING_SERVER, 1 down"
+    );
+}
+
+#[test]
+fn routing_3_down_server_pinned_is_pinned_server_unavailable() {
+    let mut previous = route("db.1", "node3", json!({}));
+    previous["state"] = json!("removed");
+    let routes = json!({
+        "containers": {"data.1": route("data.1", "node3", json!({})),
+                       "vpn.1": route("vpn.1", "node3", json!({})),
+                       "db.1": previous},
+        "volumes": {"pg": "node3"}});
+    let cases = [
+        (
+            None,
+            json!({"HostConfig": {"Binds": ["pg:/pg"]}}),
+            "volume pg",
+        ),
+        (
+            Some("db.1"),
+            json!({"HostConfig": {"Binds": ["/srv:/srv"]}}),
+            "previous location of db.1",
+        ),
+        (
+            None,
+            json!({"HostConfig": {"VolumesFrom": ["data.1"]}}),
+            "volumes_from data.1",
+        ),
+        (
+            None,
+            json!({"HostConfig": {"NetworkMode": "container:vpn.1"}}),
+            "network container:vpn.1",
+        ),
+        // VIKING_SERVER agrees, but the volume's data is what holds it there.
+        (
+            None,
+            json!({"Env": ["VIKING_SERVER=node3"], "HostConfig": {"Binds": ["pg:/pg"]}}),
+            "volume pg",
+        ),
+    ];
+    for (name, c, by) in cases {
+        let out = decide(input(name, c, down_node3(), routes.clone()));
+        assert_eq!(kind(&out), "pinned_server_unavailable", "{by}: {out}");
+        let msg = out["error"]["message"].as_str().unwrap();
+        assert!(msg.starts_with(&format!("{by} -> node3")), "{msg}");
+        assert!(msg.contains("node3 is down"), "{msg}");
+        assert_eq!(
+            out["error"]["pins"],
+            json!([{"pin": by, "server": "node3"}])
+        );
+    }
+    // A reserved server that is down is down for its pins too.
+    let mut inv = down_node3();
+    inv[2]["reserved"] = json!(true);
+    let out = decide(input(
+        None,
+        json!({"HostConfig": {"Binds": ["pg:/pg"]}}),
+        inv,
+        routes,
+    ));
+    assert_eq!(kind(&out), "pinned_server_unavailable");
+}
+
+#[test]
+fn routing_3_decide_with_down_is_deciding_with_down_records() {
+    use std::collections::BTreeSet;
+    let snapshot = |inv: Value| {
+        flocker_core::Cluster::from_snapshot(&json!({"inventory": inv,
+            "routes": {"containers": {"data.1": route("data.1", "node3", json!({}))}}}))
+        .unwrap()
+    };
+    let up = snapshot(three());
+    let recorded = snapshot(down_node3());
+    let down: BTreeSet<String> = ["node3", "node9"].map(String::from).into();
+    let requests = [
+        json!({"name": "a.1", "container": {}}),
+        json!({"name": "a.2", "container": {"Env": ["VIKING_SERVER=node3"]}}),
+        json!({"name": "a.3", "container": {"HostConfig": {"VolumesFrom": ["data.1"]}}}),
+    ];
+    for r in &requests {
+        let with = flocker_core::render(&up.decide_with_down(r, &down));
+        assert_eq!(with, flocker_core::render(&recorded.decide(r)), "{r}");
+        assert_eq!(
+            with,
+            flocker_core::render(&recorded.decide_with_down(r, &down)),
+            "{r}"
+        );
+    }
+    // An empty set is decide.
+    let none = BTreeSet::new();
+    assert_eq!(
+        flocker_core::render(&up.decide_with_down(&requests[0], &none)),
+        flocker_core::render(&up.decide(&requests[0]))
+    );
+}
+
 #[test]
 fn routing_4_a_taken_explicit_host_port_removes_the_server() {
     let routes = json!({"containers": {"w.1": route("w.1", "node1", json!({"80/tcp": 8080}))}});

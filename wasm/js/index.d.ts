@@ -9,6 +9,8 @@ export interface Server {
   tags?: string[];
   reserved?: boolean;
   full?: boolean;
+  /** The server's Docker daemon does not answer: it takes nothing, even when named or pinned. */
+  down?: boolean;
   max_containers?: number;
   /** The load; when absent, the number of live routes on the server. */
   containers?: number;

@@ -664,6 +664,9 @@ async fn inventory(c: InventoryCommand) -> Outcome {
                     if s.full {
                         flags.push("full");
                     }
+                    if s.down {
+                        flags.push("down");
+                    }
                     vec![
                         s.hostname.clone(),
                         s.address.clone(),

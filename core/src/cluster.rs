@@ -21,6 +21,7 @@ use crate::server::{Server, DEFAULT_PORT_RANGE};
 #[derive(Debug, Clone)]
 pub(crate) struct Usage {
     pub live: u64,
+    /// Every host port of every live route here (`Route::host_ports`).
     pub ports: PortSet,
 }
 
@@ -247,7 +248,7 @@ impl Cluster {
         if route.is_live() {
             let usage = &mut self.hosts.entry(route.server.clone()).or_default().usage;
             usage.live += 1;
-            for (_, host) in &route.ports {
+            for host in &route.host_ports {
                 usage.ports.insert(*host);
             }
             *self
@@ -270,7 +271,7 @@ impl Cluster {
             if let Some(host) = self.hosts.get_mut(&route.server) {
                 let usage = &mut host.usage;
                 usage.live = usage.live.saturating_sub(1);
-                for (_, p) in &route.ports {
+                for p in &route.host_ports {
                     usage.ports.remove(*p);
                 }
                 if host.server.is_none() && usage.live == 0 {

@@ -1,5 +1,7 @@
 //! The decision (SPEC section 4) and the order in which the rules make it.
 
+use std::collections::BTreeSet;
+
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
@@ -67,7 +69,46 @@ impl Cluster {
     /// in a fixed order, so that when a request breaks several of them the
     /// error is always the same one: bad input, name, `VIKING_SERVER`, pins,
     /// links, then routing.
+    ///
+    /// Servers whose record says `down: true` are removed; see
+    /// [`Cluster::decide_with_down`] for a host that knows of more.
     pub fn decide(&self, request: &Value) -> Result<Decision, DecisionError> {
+        self.decide_with_down(request, &BTreeSet::new())
+    }
+
+    /// [`Cluster::decide`], with each hostname in `down` decided as if its
+    /// inventory record said `down: true` (SPEC 3, Routing 3): the server is
+    /// removed with reason `down`, named by `VIKING_SERVER` it leaves
+    /// `no_eligible_server`, and a pin to it is `pinned_server_unavailable`.
+    ///
+    /// This is for a host that checks the servers' Docker daemons and treats
+    /// one that stopped answering as down until it answers again, without
+    /// writing that into the stored records (SPEC 5). The state is not copied
+    /// or changed: `down` is read beside the servers, both in hostname
+    /// order, which costs a comparison or two per server. Hostnames that are
+    /// not in the inventory are ignored.
+    ///
+    /// ```
+    /// use std::collections::BTreeSet;
+    /// use flocker_core::Cluster;
+    /// use serde_json::json;
+    ///
+    /// let cluster = Cluster::from_snapshot(&json!({"inventory": [
+    ///     {"hostname": "node1", "address": "10.0.0.1"},
+    ///     {"hostname": "node2", "address": "10.0.0.2", "containers": 5},
+    /// ]}))?;
+    /// let request = json!({"name": "web.1", "container": {"Image": "nginx"}});
+    /// let down = BTreeSet::from(["node1".to_string()]);
+    /// let d = cluster.decide_with_down(&request, &down)?;
+    /// assert_eq!(d.server.hostname, "node2");
+    /// assert_eq!(d.explain.summary, "1/2 servers eligible: 1 down");
+    /// # Ok::<(), flocker_core::DecisionError>(())
+    /// ```
+    pub fn decide_with_down(
+        &self,
+        request: &Value,
+        down: &BTreeSet<String>,
+    ) -> Result<Decision, DecisionError> {
         let req = Request::parse(request)?;
         if let Some(name) = &req.name {
             if let Some(live) = self.live_route(&name.id) {
@@ -77,14 +118,14 @@ impl Cluster {
                 });
             }
         }
-        let restriction = pins::restriction(self, &req)?;
+        let restriction = pins::restriction(self, &req, down)?;
         let targets = req
             .links
             .iter()
             .map(|l| links::resolve(self, l, req.name.as_ref()).map(|t| (l, t)))
             .collect::<Result<Vec<_>, _>>()?;
         let ports = HostPorts::of(&req);
-        let (server, usage, explain) = routing::choose(self, &req, &restriction, &ports)?;
+        let (server, usage, explain) = routing::choose(self, &req, &restriction, &ports, down)?;
         let host_ports = ports.assign(server, &usage.ports).map_err(|reason| {
             // `choose` only returns a server that passed the same check.
             DecisionError::NoEligibleServer {
@@ -115,6 +156,7 @@ impl Cluster {
             server: server.hostname.clone(),
             address: server.address.clone(),
             ports: route_ports,
+            host_ports: claimed(&host_ports),
             env: merge_image_env(&req.env, &req.image_env),
             volumes: unique(req.named_volumes.iter().map(|(v, _)| *v)),
             state: LIVE.to_string(),
@@ -163,6 +205,16 @@ fn route_ports(req: &Request, host_ports: &[u16]) -> Vec<(Port, u16)> {
             .collect(),
         NetworkMode::Container(_) => Vec::new(),
     }
+}
+
+/// Every host port the container binds, ascending and unique: each binding
+/// of each published port, or under host networking each exposed port
+/// (one number for `53/tcp` and `53/udp`, as `/ports/<hostname>/<port>` is).
+fn claimed(host_ports: &[u16]) -> Vec<u16> {
+    let mut out = host_ports.to_vec();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// The create body for the chosen server: env appended, `Links` removed,

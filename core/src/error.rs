@@ -57,9 +57,14 @@ pub enum DecisionError {
     #[error("pins name more than one server: {}", join_pins(.pins))]
     ConflictingPins { pins: Vec<Pin> },
 
-    /// A pin sends the container to a server that is not in the inventory.
-    #[error("{pin}, but {} is not in the inventory; the data is there, so the container cannot move", .pin.server)]
-    PinnedServerUnavailable { pin: Pin },
+    /// A pin sends the container to a server that is not in the inventory,
+    /// or (`down`) whose Docker daemon does not answer.
+    #[error(
+        "{pin}, but {} {}; the data is there, so the container cannot move",
+        .pin.server,
+        if *.down { "is down" } else { "is not in the inventory" }
+    )]
+    PinnedServerUnavailable { pin: Pin, down: bool },
 
     /// Every server was removed by a routing rule.
     #[error("no eligible server: {}", .explain.summary)]
@@ -116,7 +121,7 @@ impl DecisionError {
             DecisionError::ConflictingPins { pins } => {
                 error.insert("pins".into(), pins_value(pins));
             }
-            DecisionError::PinnedServerUnavailable { pin } => {
+            DecisionError::PinnedServerUnavailable { pin, .. } => {
                 error.insert("pins".into(), pins_value(std::slice::from_ref(pin)));
             }
             _ => {}

@@ -2,9 +2,14 @@
 //! (named volumes, previous location, volumes_from, a network container)
 //! and how they, with `VIKING_SERVER`, must agree.
 
+use std::collections::BTreeSet;
+
 use crate::cluster::Cluster;
 use crate::error::{DecisionError, Pin};
 use crate::request::{NetworkMode, Request};
+
+/// The `by` of the pin `VIKING_SERVER` makes.
+const VIKING_SERVER: &str = "VIKING_SERVER";
 
 /// Where the container must go, if anywhere, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +31,12 @@ impl Restriction {
 }
 
 /// Collects the pins and checks them against each other and the inventory.
-pub(crate) fn restriction(cluster: &Cluster, req: &Request) -> Result<Restriction, DecisionError> {
+/// `down` names servers to treat as down beside those whose record says so.
+pub(crate) fn restriction(
+    cluster: &Cluster,
+    req: &Request,
+    down: &BTreeSet<String>,
+) -> Result<Restriction, DecisionError> {
     let mut pins: Vec<Pin> = Vec::new();
     let viking = req
         .viking_server
@@ -40,7 +50,7 @@ pub(crate) fn restriction(cluster: &Cluster, req: &Request) -> Result<Restrictio
             });
         }
         pins.push(Pin {
-            by: "VIKING_SERVER".into(),
+            by: VIKING_SERVER.into(),
             server: host.clone(),
         });
     }
@@ -88,8 +98,22 @@ pub(crate) fn restriction(cluster: &Cluster, req: &Request) -> Result<Restrictio
     if pins.iter().any(|p| p.server != first.server) {
         return Err(DecisionError::ConflictingPins { pins });
     }
-    if cluster.server(&first.server).is_none() {
-        return Err(DecisionError::PinnedServerUnavailable { pin: first.clone() });
+    let Some(server) = cluster.server(&first.server) else {
+        return Err(DecisionError::PinnedServerUnavailable {
+            pin: first.clone(),
+            down: false,
+        });
+    };
+    if server.down || down.contains(&server.hostname) {
+        // A pin means the data is on that server, so nothing else will do.
+        // `VIKING_SERVER` alone is only a wish: routing rejects the server
+        // as `down` and the answer is `no_eligible_server`.
+        if let Some(pin) = pins.iter().find(|p| p.by != VIKING_SERVER) {
+            return Err(DecisionError::PinnedServerUnavailable {
+                pin: pin.clone(),
+                down: true,
+            });
+        }
     }
     Ok(match viking {
         Some((host, _)) => Restriction::VikingServer(host),

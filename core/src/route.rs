@@ -5,7 +5,9 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::DecisionError;
-use crate::json_path::{field, object, opt_object, opt_string, opt_strings, required_string};
+use crate::json_path::{
+    field, index, object, opt_array, opt_object, opt_string, opt_strings, required_string,
+};
 use crate::naming::ContainerName;
 use crate::port::Port;
 
@@ -20,8 +22,12 @@ pub struct Route {
     pub service: String,
     pub server: String,
     pub address: String,
-    /// Container port -> host port, in Docker's link order.
+    /// Container port -> its first host port, in Docker's link order: what
+    /// link variables point at.
     pub ports: Vec<(Port, u16)>,
+    /// Every host port the container binds on its server, ascending and
+    /// unique: what a save claims and what a live route holds.
+    pub host_ports: Vec<u16>,
     pub env: Vec<String>,
     pub volumes: Vec<String>,
     pub state: String,
@@ -58,24 +64,34 @@ impl Route {
                     }
                     other => other,
                 })?;
-                let host = hp
-                    .as_u64()
-                    .and_then(|h| u16::try_from(h).ok())
-                    .filter(|h| *h > 0)
-                    .ok_or_else(|| {
-                        DecisionError::invalid(at(), "host port must be a number from 1 to 65535")
-                    })?;
+                let host =
+                    host_port(hp).ok_or_else(|| DecisionError::invalid(at(), BAD_HOST_PORT))?;
                 ports.push((port, host));
             }
         }
         ports.sort_by(|a, b| a.0.cmp(&b.0));
         ports.dedup_by(|a, b| a.0 == b.0);
+        // A record from before `host_ports` holds the values of its `ports`.
+        // One that has both holds both: a `ports` value is bound even when a
+        // hand-written list leaves it out.
+        let mut host_ports: Vec<u16> = ports.iter().map(|(_, h)| *h).collect();
+        if let Some(list) = opt_array(o, path, "host_ports")? {
+            for (i, hp) in list.iter().enumerate() {
+                let host = host_port(hp).ok_or_else(|| {
+                    DecisionError::invalid(index(&field(path, "host_ports"), i), BAD_HOST_PORT)
+                })?;
+                host_ports.push(host);
+            }
+        }
+        host_ports.sort_unstable();
+        host_ports.dedup();
         Ok(Route {
             name: name.to_string(),
             service,
             server: server.to_string(),
             address: address.to_string(),
             ports,
+            host_ports,
             env: strings(o, path, "env")?,
             volumes: strings(o, path, "volumes")?,
             state: opt_string(o, path, "state")?.unwrap_or(LIVE).to_string(),
@@ -89,12 +105,13 @@ impl Route {
 
 impl Serialize for Route {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(8))?;
+        let mut m = s.serialize_map(Some(9))?;
         m.serialize_entry("name", &self.name)?;
         m.serialize_entry("service", &self.service)?;
         m.serialize_entry("server", &self.server)?;
         m.serialize_entry("address", &self.address)?;
         m.serialize_entry("ports", &PortMap(&self.ports))?;
+        m.serialize_entry("host_ports", &self.host_ports)?;
         m.serialize_entry("env", &self.env)?;
         m.serialize_entry("volumes", &self.volumes)?;
         m.serialize_entry("state", &self.state)?;
@@ -113,6 +130,14 @@ impl Serialize for PortMap<'_> {
         }
         m.end()
     }
+}
+
+const BAD_HOST_PORT: &str = "host port must be a number from 1 to 65535";
+
+fn host_port(v: &Value) -> Option<u16> {
+    v.as_u64()
+        .and_then(|h| u16::try_from(h).ok())
+        .filter(|h| *h > 0)
 }
 
 fn strings(o: &Map<String, Value>, path: &str, key: &str) -> Result<Vec<String>, DecisionError> {
@@ -139,6 +164,44 @@ mod tests {
             r#"{"80/tcp":20001,"53/udp":20002}"#
         );
         assert_eq!(Route::from_value(&r.to_value(), None, "r").unwrap(), r);
+    }
+
+    #[test]
+    fn host_ports_default_to_the_ports_values_and_always_hold_them() {
+        let old = Route::from_value(
+            &json!({"server": "n", "ports": {"80/tcp": 20001, "53/udp": 20001, "443/tcp": 20000}}),
+            Some("a"),
+            "r",
+        )
+        .unwrap();
+        assert_eq!(old.host_ports, [20000, 20001]);
+        let new = Route::from_value(
+            &json!({"server": "n", "ports": {"80/tcp": 20001}, "host_ports": [20005, 20002, 20005]}),
+            Some("a"),
+            "r",
+        )
+        .unwrap();
+        assert_eq!(new.host_ports, [20001, 20002, 20005]);
+        assert_eq!(
+            serde_json::to_string(&new.to_value()["host_ports"]).unwrap(),
+            "[20001,20002,20005]"
+        );
+        assert_eq!(Route::from_value(&new.to_value(), None, "r").unwrap(), new);
+    }
+
+    #[test]
+    fn route_with_bad_host_ports_entry_names_it() {
+        let e = Route::from_value(
+            &json!({"server": "n", "host_ports": [20000, 0]}),
+            Some("a"),
+            "routes.containers.a",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("routes.containers.a.host_ports[1]"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! SPEC 3, Routing: which servers may take the container, and which one does.
 
+use std::cmp::Ordering;
+use std::collections::{btree_set, BTreeSet};
+use std::iter::Peekable;
+
 use crate::cluster::{Cluster, Usage};
 use crate::error::DecisionError;
 use crate::explain::Explain;
@@ -9,9 +13,13 @@ use crate::request::{Request, TagRule};
 use crate::server::Server;
 
 /// The first routing rule that removes `server`, as the explanation says it.
+/// `down` comes right after the restriction, so that a named server that is
+/// down reads `down` while the others read `not VIKING_SERVER`, and before
+/// the rules a server that is back may pass.
 fn rejection(
     server: &Server,
     usage: &Usage,
+    down: bool,
     req: &Request,
     restriction: &Restriction,
     ports: &HostPorts,
@@ -24,6 +32,9 @@ fn rejection(
             return Some("not the pinned server".into())
         }
         _ => {}
+    }
+    if down {
+        return Some("down".into());
     }
     for rule in &req.tags {
         match rule {
@@ -56,18 +67,22 @@ fn is_full(server: &Server, usage: &Usage) -> bool {
 
 /// Picks the server: the fewest containers, then the fewest live members of
 /// the same service, then the smallest hostname.
+/// `down` names servers to treat as down beside those whose record says so.
 pub(crate) fn choose<'c>(
     cluster: &'c Cluster,
     req: &Request,
     restriction: &Restriction,
     ports: &HostPorts,
+    down: &BTreeSet<String>,
 ) -> Result<(&'c Server, &'c Usage, Explain), DecisionError> {
     let service = req.name.as_ref().map(|n| n.service.as_str());
     let mut rejected = Vec::new();
     let mut best: Option<((u64, u64), &Server, &Usage)> = None;
     let mut spread = Spread::new(service.and_then(|s| cluster.spread(s)));
+    let mut down_walk = down.iter().peekable();
     for (server, usage) in cluster.servers_with_usage() {
-        if let Some(reason) = rejection(server, usage, req, restriction, ports) {
+        let is_down = server.down || advance_to(&mut down_walk, &server.hostname);
+        if let Some(reason) = rejection(server, usage, is_down, req, restriction, ports) {
             rejected.push((server.hostname.clone(), reason));
             continue;
         }
@@ -84,6 +99,22 @@ pub(crate) fn choose<'c>(
         Some((_, server, usage)) => Ok((server, usage, explain)),
         None => Err(DecisionError::NoEligibleServer { explain }),
     }
+}
+
+/// Whether the ascending `names` hold `hostname`, consuming the names before
+/// it: asked for each server in hostname order, the walk costs a comparison
+/// or two per server however many names there are.
+fn advance_to<'d>(names: &mut Peekable<btree_set::Iter<'d, String>>, hostname: &str) -> bool {
+    while let Some(name) = names.peek() {
+        match name.as_str().cmp(hostname) {
+            Ordering::Less => {
+                names.next();
+            }
+            Ordering::Equal => return true,
+            Ordering::Greater => return false,
+        }
+    }
+    false
 }
 
 /// Live members of the service per hostname, read by walking the service's

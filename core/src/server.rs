@@ -19,6 +19,9 @@ pub struct Server {
     pub tags: Vec<String>,
     pub reserved: bool,
     pub full: bool,
+    /// The server's Docker daemon does not answer: it takes nothing, named or
+    /// pinned (SPEC 3, Routing 3).
+    pub down: bool,
     pub max_containers: Option<u64>,
     /// The load the record states; when absent the load is its live routes.
     pub containers: Option<u64>,
@@ -56,6 +59,7 @@ impl Server {
             tags,
             reserved: opt_bool(o, path, "reserved")?.unwrap_or(false),
             full: opt_bool(o, path, "full")?.unwrap_or(false),
+            down: opt_bool(o, path, "down")?.unwrap_or(false),
             max_containers: opt_u64(o, path, "max_containers")?,
             containers: opt_u64(o, path, "containers")?,
             port_range: read_port_range(o, path)?,
@@ -71,6 +75,7 @@ impl Server {
         m.insert("tags".into(), json!(self.tags));
         m.insert("reserved".into(), json!(self.reserved));
         m.insert("full".into(), json!(self.full));
+        m.insert("down".into(), json!(self.down));
         if let Some(max) = self.max_containers {
             m.insert("max_containers".into(), json!(max));
         }
@@ -144,7 +149,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.docker, "tcp://10.0.0.1:2375");
         assert!(s.tags.is_empty());
-        assert!(!s.reserved && !s.full);
+        assert!(!s.reserved && !s.full && !s.down);
         assert_eq!(s.port_range, (20000, 29999));
         assert_eq!(s.containers, None);
     }
@@ -154,6 +159,24 @@ mod tests {
         let e = Server::from_value(&json!({"hostname": "n1"}), "inventory[3]").unwrap_err();
         assert_eq!(e.kind(), "invalid_request");
         assert!(e.to_string().starts_with("inventory[3].address"), "{e}");
+    }
+
+    #[test]
+    fn down_is_read_and_written_like_reserved_and_full() {
+        let s = Server::from_value(
+            &json!({"hostname": "n1", "address": "a", "down": true}),
+            "inventory[0]",
+        )
+        .unwrap();
+        assert!(s.down);
+        assert_eq!(s.to_value()["down"], json!(true));
+        assert_eq!(Server::from_value(&s.to_value(), "x").unwrap(), s);
+        let e = Server::from_value(
+            &json!({"hostname": "n1", "address": "a", "down": "yes"}),
+            "inventory[4]",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("inventory[4].down"), "{e}");
     }
 
     #[test]

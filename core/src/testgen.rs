@@ -28,27 +28,35 @@ fn server(i: usize) -> impl Strategy<Value = Value> {
         vec(prop::sample::select(TAGS.to_vec()), 0..3),
         prop::bool::weighted(0.15),
         prop::bool::weighted(0.1),
+        // Absent (read as false), false or true: the host marks a server
+        // down when its daemon stops answering.
+        option::weighted(0.3, prop::bool::weighted(0.5)),
         option::weighted(0.3, 0u64..6),
         option::weighted(0.3, 0u64..8),
         (20000u16..20006, 0u16..6),
     )
-        .prop_map(move |(tags, reserved, full, max, containers, (lo, span))| {
-            let mut s = json!({
-                "hostname": hostname(i),
-                "address": format!("10.0.0.{}", i + 1),
-                "tags": tags,
-                "reserved": reserved,
-                "full": full,
-                "port_range": [lo, lo + span],
-            });
-            if let Some(m) = max {
-                s["max_containers"] = json!(m);
-            }
-            if let Some(c) = containers {
-                s["containers"] = json!(c);
-            }
-            s
-        })
+        .prop_map(
+            move |(tags, reserved, full, down, max, containers, (lo, span))| {
+                let mut s = json!({
+                    "hostname": hostname(i),
+                    "address": format!("10.0.0.{}", i + 1),
+                    "tags": tags,
+                    "reserved": reserved,
+                    "full": full,
+                    "port_range": [lo, lo + span],
+                });
+                if let Some(d) = down {
+                    s["down"] = json!(d);
+                }
+                if let Some(m) = max {
+                    s["max_containers"] = json!(m);
+                }
+                if let Some(c) = containers {
+                    s["containers"] = json!(c);
+                }
+                s
+            },
+        )
 }
 
 /// 0 to `max` servers named `node00`, `node01`, ...
@@ -63,33 +71,47 @@ fn route_record(servers: usize) -> impl Strategy<Value = Value> {
         0..servers + 1,
         prop::bool::weighted(0.8),
         btree_map(prop::sample::select(PORTS.to_vec()), 20000u16..20012, 0..3),
+        // Further bindings' host ports, or a record from before `host_ports`.
+        option::weighted(0.5, vec(20000u16..20012, 0..3)),
         vec(prop::sample::select(VOLUMES.to_vec()), 0..2),
         vec("[A-Z]{1,3}=[a-z]{0,3}", 0..3),
     )
-        .prop_map(move |(service, pid, server, live, ports, volumes, env)| {
-            let ports: Map<String, Value> = ports
-                .into_iter()
-                .map(|(p, h)| {
-                    let key = if p.contains('/') {
-                        p.to_string()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    (key, json!(h))
-                })
-                .collect();
-            json!({
-                "name": format!("{service}.{pid}"),
-                "service": service,
-                // One past the inventory: a server that has left it.
-                "server": hostname(server),
-                "address": format!("10.0.0.{}", server + 1),
-                "ports": ports,
-                "env": env,
-                "volumes": volumes,
-                "state": if live { "live" } else { "removed" },
-            })
-        })
+        .prop_map(
+            move |(service, pid, server, live, ports, extra, volumes, env)| {
+                let host_ports = extra.map(|mut extra| {
+                    extra.extend(ports.values());
+                    extra.sort_unstable();
+                    extra.dedup();
+                    extra
+                });
+                let ports: Map<String, Value> = ports
+                    .into_iter()
+                    .map(|(p, h)| {
+                        let key = if p.contains('/') {
+                            p.to_string()
+                        } else {
+                            format!("{p}/tcp")
+                        };
+                        (key, json!(h))
+                    })
+                    .collect();
+                let mut r = json!({
+                    "name": format!("{service}.{pid}"),
+                    "service": service,
+                    // One past the inventory: a server that has left it.
+                    "server": hostname(server),
+                    "address": format!("10.0.0.{}", server + 1),
+                    "ports": ports,
+                    "env": env,
+                    "volumes": volumes,
+                    "state": if live { "live" } else { "removed" },
+                });
+                if let Some(h) = host_ports {
+                    r["host_ports"] = json!(h);
+                }
+                r
+            },
+        )
 }
 
 /// The `routes` object for an inventory of `servers` servers.
@@ -149,13 +171,18 @@ pub fn request(servers: usize) -> impl Strategy<Value = Value> {
         0..3,
     );
     let exposed = vec(prop::sample::select(PORTS.to_vec()), 0..3);
+    // One or two bindings of a port (`-p 80 -p 127.0.0.1::80`), each with
+    // no `HostPort`, an empty one or a number.
     let bindings = vec(
         (
             prop::sample::select(PORTS.to_vec()),
-            option::of(prop_oneof![
-                Just(String::new()),
-                (19998u16..20010).prop_map(|p| p.to_string())
-            ]),
+            vec(
+                option::of(prop_oneof![
+                    Just(String::new()),
+                    (19998u16..20010).prop_map(|p| p.to_string())
+                ]),
+                1..3,
+            ),
         ),
         0..2,
     );
@@ -211,12 +238,15 @@ pub fn request(servers: usize) -> impl Strategy<Value = Value> {
                         .collect::<Vec<_>>()),
                 );
                 let mut pb = Map::new();
-                for (port, host) in bindings {
-                    let binding = match host {
-                        Some(h) => json!([{ "HostIp": "", "HostPort": h }]),
-                        None => json!([{ "HostIp": "" }]),
-                    };
-                    pb.insert(port.to_string(), binding);
+                for (port, hosts) in bindings {
+                    let list: Vec<Value> = hosts
+                        .into_iter()
+                        .map(|host| match host {
+                            Some(h) => json!({ "HostIp": "", "HostPort": h }),
+                            None => json!({ "HostIp": "" }),
+                        })
+                        .collect();
+                    pb.insert(port.to_string(), Value::Array(list));
                 }
                 hc.insert("PortBindings".into(), Value::Object(pb));
                 if let Some(n) = network {

@@ -6,7 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use flocker_core::testgen::decision_input;
+use flocker_core::testgen::{decision_input, request_of, snapshot_of};
+use flocker_core::Cluster;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -84,6 +85,8 @@ impl<'a> Model<'a> {
             .unwrap_or_else(|| self.live_on(s["hostname"].as_str().unwrap_or("")).len() as u64)
     }
 
+    /// Every host port live routes on `host` bind: their `host_ports`, and
+    /// the values of their `ports` (all a record from before `host_ports` has).
     fn used_ports(&self, host: &str) -> BTreeSet<u64> {
         self.live_on(host)
             .iter()
@@ -92,7 +95,9 @@ impl<'a> Model<'a> {
                     .as_object()
                     .into_iter()
                     .flatten()
-                    .filter_map(|(_, h)| h.as_u64())
+                    .map(|(_, h)| h)
+                    .chain(r["host_ports"].as_array().into_iter().flatten())
+                    .filter_map(Value::as_u64)
             })
             .collect()
     }
@@ -156,8 +161,13 @@ impl<'a> Model<'a> {
         }
         let pin = pins.first().cloned();
         if let Some(p) = &pin {
-            if self.server(p).is_none() {
-                return (Expected::Error("pinned_server_unavailable"), None);
+            match self.server(p) {
+                None => return (Expected::Error("pinned_server_unavailable"), None),
+                // A pin other than VIKING_SERVER itself to a down server.
+                Some(s) if s["down"] == true && pins.len() > usize::from(viking.is_some()) => {
+                    return (Expected::Error("pinned_server_unavailable"), None)
+                }
+                Some(_) => {}
             }
         }
         for link in strs(&hc["Links"]) {
@@ -213,7 +223,7 @@ impl<'a> Model<'a> {
         let mut best: Option<(u64, u64, String)> = None;
         for s in self.servers() {
             let host = s["hostname"].as_str().unwrap_or("");
-            if pin.as_deref().is_some_and(|p| p != host) {
+            if pin.as_deref().is_some_and(|p| p != host) || s["down"] == true {
                 continue;
             }
             let server_tags = strs(&s["tags"]);
@@ -287,7 +297,8 @@ fn check_decision(input: &Value, out: &Value, pin: Option<&str>) -> Result<(), T
     let hc_in = &input["container"]["HostConfig"];
     let hc_out = &out["container"]["HostConfig"];
 
-    // Never a full server; a reserved one only when named or pinned.
+    // Never a down or full server; a reserved one only when named or pinned.
+    prop_assert!(server["down"] != true, "chose down server {}", host);
     let load = model.load(server);
     prop_assert!(server["full"] != true, "chose a full server");
     prop_assert!(
@@ -316,29 +327,62 @@ fn check_decision(input: &Value, out: &Value, pin: Option<&str>) -> Result<(), T
         }
     }
 
-    // Every host port the engine picked lies in the range, is free, and is
-    // used once; explicit ones are as asked.
+    // Every host port the engine picked lies in the range and is used once,
+    // explicit ones are as asked, and none is used by a live route's
+    // host_ports there. The route lists every one of them.
+    let mut bound = BTreeSet::new();
     if hc_in["NetworkMode"] != "host" {
         let mut picked = BTreeSet::new();
+        let mut explicit = BTreeSet::new();
         for (k, list) in hc_out["PortBindings"].as_object().into_iter().flatten() {
             for (i, b) in list.as_array().into_iter().flatten().enumerate() {
                 let asked = hc_in["PortBindings"][k][i]["HostPort"]
                     .as_str()
                     .filter(|h| !h.is_empty());
                 let got = b["HostPort"].as_str().unwrap_or("");
+                let p: u64 = got
+                    .parse()
+                    .map_err(|_| TestCaseError::fail("HostPort not a number"))?;
+                prop_assert!(!used.contains(&p), "port {} used by a live route", p);
+                bound.insert(p);
                 match asked {
-                    Some(a) => prop_assert_eq!(a, got),
+                    Some(a) => {
+                        prop_assert_eq!(a, got);
+                        explicit.insert(p);
+                    }
                     None => {
-                        let p: u64 = got
-                            .parse()
-                            .map_err(|_| TestCaseError::fail("HostPort not a number"))?;
                         prop_assert!((lo..=hi).contains(&p), "port {} outside {}-{}", p, lo, hi);
-                        prop_assert!(!used.contains(&p), "port {} used by a live route", p);
                         prop_assert!(picked.insert(p), "port {} picked twice", p);
                     }
                 }
             }
         }
+        prop_assert!(
+            picked.is_disjoint(&explicit),
+            "picked {:?} over explicit {:?}",
+            picked,
+            explicit
+        );
+    } else {
+        for (k, _) in out["route"]["ports"].as_object().into_iter().flatten() {
+            let p: u64 = k.split('/').next().unwrap_or("").parse().unwrap_or(0);
+            prop_assert!(
+                !used.contains(&p),
+                "host-network port {} used by a live route",
+                p
+            );
+            bound.insert(p);
+        }
+    }
+    if !out["route"].is_null() {
+        let listed: Vec<u64> = out["route"]["host_ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .collect();
+        let bound: Vec<u64> = bound.into_iter().collect();
+        prop_assert_eq!(listed, bound, "route.host_ports is not every bound port");
     }
 
     // Fields the rules do not name are untouched.
@@ -374,6 +418,24 @@ proptest! {
         if out.get("error").is_none() {
             check_decision(&input, &out, pin.as_deref())?;
         }
+    }
+
+    #[test]
+    fn decide_with_down_is_deciding_with_down_records(input in decision_input(20), seed in any::<u64>()) {
+        let Ok(cluster) = Cluster::from_snapshot(&snapshot_of(&input)) else {
+            return Ok(());
+        };
+        let mut marked = input.clone();
+        let mut down: BTreeSet<String> = BTreeSet::from(["not-in-inventory".to_string()]);
+        for (i, s) in marked["inventory"].as_array_mut().into_iter().flatten().enumerate() {
+            if seed >> (i % 64) & 1 == 1 {
+                down.insert(s["hostname"].as_str().unwrap_or("").to_string());
+                s["down"] = Value::Bool(true);
+            }
+        }
+        let with = flocker_core::render(&cluster.decide_with_down(&request_of(&input), &down));
+        let recorded = flocker_core::decide_json(&serde_json::to_vec(&marked).unwrap());
+        prop_assert_eq!(with, recorded);
     }
 
     #[test]

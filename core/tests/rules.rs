@@ -158,6 +158,148 @@ fn routing_3_reserved_servers_take_only_what_is_sent_to_them() {
     assert_eq!(chosen(&pinned), "a");
 }
 
+fn down_node3() -> Value {
+    json!([server("node1", 1), server("node2", 2),
+           {"hostname": "node3", "address": "10.0.0.3", "down": true}])
+}
+
+#[test]
+fn routing_3_down_server_is_removed_with_reason_down() {
+    // node1 is the least loaded, but down; down also comes before full,
+    // reserved and tags in the explanation.
+    let inv = json!([
+        {"hostname": "node1", "address": "1", "down": true, "full": true, "reserved": true},
+        {"hostname": "node2", "address": "2", "containers": 3},
+        {"hostname": "node3", "address": "3", "containers": 4, "down": false},
+    ]);
+    let out = decide(input(
+        None,
+        json!({"Env": ["VIKING_TAGS=x"]}),
+        inv.clone(),
+        json!({}),
+    ));
+    assert_eq!(out["error"]["explain"]["rejected"]["node1"], "down");
+    assert_eq!(
+        out["error"]["explain"]["summary"],
+        "0/3 servers eligible: 2 missing tag x, 1 down"
+    );
+    let out = decide(input(None, json!({}), inv, json!({})));
+    assert_eq!(chosen(&out), "node2");
+    assert_eq!(out["explain"]["rejected"]["node1"], "down");
+    assert_eq!(out["explain"]["summary"], "2/3 servers eligible: 1 down");
+}
+
+#[test]
+fn routing_3_down_server_named_by_viking_server_is_no_eligible_server() {
+    let out = decide(input(
+        None,
+        json!({"Env": ["VIKING_SERVER=node3"]}),
+        down_node3(),
+        json!({}),
+    ));
+    assert_eq!(kind(&out), "no_eligible_server");
+    let explain = &out["error"]["explain"];
+    assert_eq!(explain["rejected"]["node3"], "down");
+    assert_eq!(explain["rejected"]["node1"], "not VIKING_SERVER");
+    assert_eq!(
+        explain["summary"],
+        "0/3 servers eligible: 2 not VIKING_SERVER, 1 down"
+    );
+}
+
+#[test]
+fn routing_3_down_server_pinned_is_pinned_server_unavailable() {
+    let mut previous = route("db.1", "node3", json!({}));
+    previous["state"] = json!("removed");
+    let routes = json!({
+        "containers": {"data.1": route("data.1", "node3", json!({})),
+                       "vpn.1": route("vpn.1", "node3", json!({})),
+                       "db.1": previous},
+        "volumes": {"pg": "node3"}});
+    let cases = [
+        (
+            None,
+            json!({"HostConfig": {"Binds": ["pg:/pg"]}}),
+            "volume pg",
+        ),
+        (
+            Some("db.1"),
+            json!({"HostConfig": {"Binds": ["/srv:/srv"]}}),
+            "previous location of db.1",
+        ),
+        (
+            None,
+            json!({"HostConfig": {"VolumesFrom": ["data.1"]}}),
+            "volumes_from data.1",
+        ),
+        (
+            None,
+            json!({"HostConfig": {"NetworkMode": "container:vpn.1"}}),
+            "network container:vpn.1",
+        ),
+        // VIKING_SERVER agrees, but the volume's data is what holds it there.
+        (
+            None,
+            json!({"Env": ["VIKING_SERVER=node3"], "HostConfig": {"Binds": ["pg:/pg"]}}),
+            "volume pg",
+        ),
+    ];
+    for (name, c, by) in cases {
+        let out = decide(input(name, c, down_node3(), routes.clone()));
+        assert_eq!(kind(&out), "pinned_server_unavailable", "{by}: {out}");
+        let msg = out["error"]["message"].as_str().unwrap();
+        assert!(msg.starts_with(&format!("{by} -> node3")), "{msg}");
+        assert!(msg.contains("node3 is down"), "{msg}");
+        assert_eq!(
+            out["error"]["pins"],
+            json!([{"pin": by, "server": "node3"}])
+        );
+    }
+    // A reserved server that is down is down for its pins too.
+    let mut inv = down_node3();
+    inv[2]["reserved"] = json!(true);
+    let out = decide(input(
+        None,
+        json!({"HostConfig": {"Binds": ["pg:/pg"]}}),
+        inv,
+        routes,
+    ));
+    assert_eq!(kind(&out), "pinned_server_unavailable");
+}
+
+#[test]
+fn routing_3_decide_with_down_is_deciding_with_down_records() {
+    use std::collections::BTreeSet;
+    let snapshot = |inv: Value| {
+        flocker_core::Cluster::from_snapshot(&json!({"inventory": inv,
+            "routes": {"containers": {"data.1": route("data.1", "node3", json!({}))}}}))
+        .unwrap()
+    };
+    let up = snapshot(three());
+    let recorded = snapshot(down_node3());
+    let down: BTreeSet<String> = ["node3", "node9"].map(String::from).into();
+    let requests = [
+        json!({"name": "a.1", "container": {}}),
+        json!({"name": "a.2", "container": {"Env": ["VIKING_SERVER=node3"]}}),
+        json!({"name": "a.3", "container": {"HostConfig": {"VolumesFrom": ["data.1"]}}}),
+    ];
+    for r in &requests {
+        let with = flocker_core::render(&up.decide_with_down(r, &down));
+        assert_eq!(with, flocker_core::render(&recorded.decide(r)), "{r}");
+        assert_eq!(
+            with,
+            flocker_core::render(&recorded.decide_with_down(r, &down)),
+            "{r}"
+        );
+    }
+    // An empty set is decide.
+    let none = BTreeSet::new();
+    assert_eq!(
+        flocker_core::render(&up.decide_with_down(&requests[0], &none)),
+        flocker_core::render(&up.decide(&requests[0]))
+    );
+}
+
 #[test]
 fn routing_4_a_taken_explicit_host_port_removes_the_server() {
     let routes = json!({"containers": {"w.1": route("w.1", "node1", json!({"80/tcp": 8080}))}});
@@ -251,12 +393,116 @@ fn mapping_1_exposed_ports_get_the_lowest_free_ports_in_link_order() {
     assert_eq!(pb["53/udp"], json!([{"HostIp": "", "HostPort": "20005"}]));
 }
 
+/// Every `HostPort` the rewritten body binds, as numbers.
+fn bound_host_ports(out: &Value) -> Vec<u64> {
+    let mut ports: Vec<u64> = out["container"]["HostConfig"]["PortBindings"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, list)| list.as_array().into_iter().flatten())
+        .filter_map(|b| b["HostPort"].as_str()?.parse().ok())
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
+#[test]
+fn mapping_1_every_binding_claimed_so_no_two_containers_share_a_host_port() {
+    let inv = json!([{"hostname": "a", "address": "1", "port_range": [20000, 20010]}]);
+    let c = json!({"HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1"}, {"HostIp": "::1"}]}}});
+    let first = decide(input(Some("w.1"), c.clone(), inv.clone(), json!({})));
+    let first_ports = bound_host_ports(&first);
+    assert_eq!(first_ports, [20000, 20001]);
+    let routes = json!({"containers": {"w.1": first["route"].clone()}});
+    let second = decide(input(Some("w.2"), c, inv, routes));
+    let second_ports = bound_host_ports(&second);
+    assert_eq!(second_ports.len(), 2, "{second}");
+    for p in &second_ports {
+        assert!(
+            !first_ports.contains(p),
+            "host port {p} bound by both w.1 {first_ports:?} and w.2 {second_ports:?}"
+        );
+    }
+}
+
 #[test]
 fn mapping_1_host_network_records_each_port_as_its_own_host_port() {
     let c = json!({"ExposedPorts": {"80/tcp": {}}, "HostConfig": {"NetworkMode": "host"}});
     let out = decide(input(Some("h.1"), c, three(), json!({})));
     assert_eq!(out["route"]["ports"], json!({"80/tcp": 80}));
+    assert_eq!(out["route"]["host_ports"], json!([80]));
     assert!(out["container"]["HostConfig"].get("PortBindings").is_none());
+    // One number per port, whatever its protocol.
+    let c = json!({"ExposedPorts": {"53/udp": {}, "53/tcp": {}, "8080/tcp": {}},
+                   "HostConfig": {"NetworkMode": "host"}});
+    let out = decide(input(Some("h.2"), c, three(), json!({})));
+    assert_eq!(out["route"]["host_ports"], json!([53, 8080]));
+}
+
+#[test]
+fn mapping_1_host_ports_list_every_binding_ascending_and_ports_the_first() {
+    let inv = json!([{"hostname": "a", "address": "1", "port_range": [20000, 20010]}]);
+    let c = json!({"ExposedPorts": {"53/udp": {}}, "HostConfig": {"PortBindings": {
+        "80/tcp": [{"HostPort": "9000"}, {"HostPort": ""}, {"HostPort": "8000-8010"}],
+        "443/tcp": [{"HostPort": "9000"}]}}});
+    let out = decide(input(Some("w.1"), c, inv, json!({})));
+    assert_eq!(
+        out["route"]["ports"],
+        json!({"80/tcp": 9000, "443/tcp": 9000, "53/udp": 20001})
+    );
+    assert_eq!(
+        out["route"]["host_ports"],
+        json!([8000, 9000, 20000, 20001])
+    );
+    let keys: Vec<&str> = out["route"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "service",
+            "server",
+            "address",
+            "ports",
+            "host_ports",
+            "env",
+            "volumes",
+            "state"
+        ]
+    );
+}
+
+#[test]
+fn mapping_1_a_live_routes_host_ports_are_used_not_only_its_ports() {
+    let inv = json!([{"hostname": "a", "address": "1", "port_range": [20000, 20003]},
+                     {"hostname": "b", "address": "2", "containers": 9}]);
+    let mut old = route("w.1", "a", json!({"80/tcp": 20000}));
+    old["host_ports"] = json!([20000, 20001, 20002]);
+    let routes = json!({"containers": {"w.1": old}});
+    let out = decide(input(
+        Some("w.2"),
+        json!({"ExposedPorts": {"80/tcp": {}}}),
+        inv.clone(),
+        routes.clone(),
+    ));
+    assert_eq!(out["route"]["host_ports"], json!([20003]));
+    let c = json!({"HostConfig": {"PortBindings": {"81/tcp": [{"HostPort": "20002"}]}}});
+    let out = decide(input(Some("w.3"), c, inv.clone(), routes.clone()));
+    assert_eq!(out["explain"]["rejected"]["a"], "port 20002 taken");
+    // Removed, the route holds nothing.
+    let mut removed = routes.clone();
+    removed["containers"]["w.1"]["state"] = json!("removed");
+    let out = decide(input(
+        Some("w.2"),
+        json!({"ExposedPorts": {"80/tcp": {}}}),
+        inv,
+        removed,
+    ));
+    assert_eq!(out["route"]["host_ports"], json!([20000]));
 }
 
 #[test]
@@ -267,6 +513,7 @@ fn mapping_1_container_network_publishes_nothing_and_pins() {
     let out = decide(input(Some("app.1"), c, three(), routes));
     assert_eq!(chosen(&out), "node2");
     assert_eq!(out["route"]["ports"], json!({}));
+    assert_eq!(out["route"]["host_ports"], json!([]));
     assert!(out["container"]["HostConfig"].get("PortBindings").is_none());
 }
 

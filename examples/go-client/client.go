@@ -62,9 +62,11 @@ type Route struct {
 	Server  string            `json:"server"`
 	Address string            `json:"address"`
 	Ports   map[string]uint16 `json:"ports"`
-	Env     []string          `json:"env"`
-	Volumes []string          `json:"volumes"`
-	State   string            `json:"state"`
+	// HostPorts is every host port the container binds, ascending.
+	HostPorts []uint16 `json:"host_ports"`
+	Env       []string `json:"env"`
+	Volumes   []string `json:"volumes"`
+	State     string   `json:"state"`
 }
 
 // Explain says why servers were not chosen.

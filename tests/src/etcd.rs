@@ -420,15 +420,16 @@ pub async fn audit(client: &etcd_client::Client, prefix: &str) -> Audit {
                 Ok(r) => {
                     let server = r["server"].as_str().unwrap_or_default().to_string();
                     let state = r["state"].as_str().unwrap_or("live").to_string();
-                    let ports = r["ports"]
+                    // Every host port it binds; a record from before
+                    // `host_ports` binds the values of its `ports`.
+                    let ports: Vec<u16> = r["ports"]
                         .as_object()
-                        .map(|m| {
-                            m.values()
-                                .filter_map(|p| p.as_u64())
-                                .map(|p| p as u16)
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                        .into_iter()
+                        .flat_map(|m| m.values())
+                        .chain(r["host_ports"].as_array().into_iter().flatten())
+                        .filter_map(|p| p.as_u64())
+                        .map(|p| p as u16)
+                        .collect();
                     if r["name"].as_str() != Some(name) {
                         a.problems
                             .push(format!("route key {name} holds name {}", r["name"]));

@@ -352,6 +352,57 @@ async fn remove_route_frees_ports_and_keeps_volumes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn places_binding_one_port_twice_claim_both_and_never_share_a_host_port() {
+    let etcd = Etcd::start();
+    let a = store(&etcd).await;
+    let b = store(&etcd).await;
+    a.put_servers(&servers(1)).await.unwrap();
+    let twice = |name: String| {
+        json!({"name": name, "container": {"Image": "w", "HostConfig": {"PortBindings":
+            {"80/tcp": [{"HostIp": "127.0.0.1"}, {"HostIp": "::1"}]}}}})
+    };
+    let mut bound = std::collections::BTreeSet::new();
+    for i in 0..6 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let placed = place(s, &twice(format!("w.{i}")), 8).await.unwrap();
+        let r = placed.decision.expect("decision").route.expect("route");
+        assert_eq!(r.host_ports.len(), 2, "{r:?}");
+        for p in &r.host_ports {
+            assert!(bound.insert(*p), "host port {p} bound twice");
+        }
+    }
+    let raw = etcd.client().await;
+    let keys = dump(&raw, PREFIX).await;
+    let claims = keys.keys().filter(|k| k.starts_with("/flocker/ports/n1/"));
+    assert_eq!(claims.count(), 12);
+    let au = audit(&raw, PREFIX).await;
+    assert!(au.problems.is_empty(), "{:?}", au.problems);
+
+    // The second binding is claimed like the first: a save over it loses,
+    // and removing its holder frees it.
+    let holder = au.ports[&("n1".to_string(), 20001)].clone();
+    let over = b
+        .save_decision(&route("x.1", "n1", 20001, &[]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&over, Saved::Conflict(w) if w.contains("20001") && w.contains(&holder)),
+        "{over:?}"
+    );
+    a.remove_route(&holder).await.unwrap();
+    let keys = dump(&raw, PREFIX).await;
+    assert!(!keys.contains_key("/flocker/ports/n1/20000"));
+    assert!(!keys.contains_key("/flocker/ports/n1/20001"));
+    assert_eq!(
+        b.save_decision(&route("x.1", "n1", 20001, &[]))
+            .await
+            .unwrap(),
+        Saved::Saved
+    );
+    assert!(audit(&raw, PREFIX).await.problems.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_modules_are_stored_in_chunks_with_history() {
     let etcd = Etcd::start();
     let s = store(&etcd).await;

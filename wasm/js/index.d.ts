@@ -9,6 +9,8 @@ export interface Server {
   tags?: string[];
   reserved?: boolean;
   full?: boolean;
+  /** The server's Docker daemon does not answer: it takes nothing, even when named or pinned. */
+  down?: boolean;
   max_containers?: number;
   /** The load; when absent, the number of live routes on the server. */
   containers?: number;
@@ -22,8 +24,10 @@ export interface Route {
   service: string;
   server: string;
   address: string;
-  /** Container port ("80/tcp") -> host port. */
+  /** Container port ("80/tcp") -> its first host port. */
   ports: Record<string, number>;
+  /** Every host port bound on the server, ascending; when absent, the values of `ports`. */
+  host_ports: number[];
   env: string[];
   volumes: string[];
   state: 'live' | 'removed' | string;

@@ -669,6 +669,9 @@ async fn inventory(c: InventoryCommand) -> Outcome {
                     if s.full {
                         flags.push("full");
                     }
+                    if s.down {
+                        flags.push("down");
+                    }
                     vec![
                         s.hostname.clone(),
                         s.address.clone(),
@@ -736,7 +739,7 @@ async fn routes(c: RoutesCommand) -> Outcome {
                     Ok(EXIT_OK)
                 }
                 Some(r) => {
-                    let ports: Vec<String> = r.ports.iter().map(|(_, h)| h.to_string()).collect();
+                    let ports: Vec<String> = r.host_ports.iter().map(u16::to_string).collect();
                     let freed = if ports.is_empty() {
                         "no host ports".to_string()
                     } else {

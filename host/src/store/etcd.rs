@@ -1229,7 +1229,7 @@ impl EtcdStore {
             checks.push(Check::Volume(v.to_string()));
         }
         if route.is_live() {
-            let mut ports: Vec<u16> = route.ports.iter().map(|(_, h)| *h).collect();
+            let mut ports = route.host_ports.clone();
             ports.sort_unstable();
             ports.dedup();
             for p in ports {
@@ -1480,7 +1480,7 @@ impl Store for EtcdStore {
             if !route.is_live() {
                 return Ok(Some(route));
             }
-            let mut ports: Vec<u16> = route.ports.iter().map(|(_, h)| *h).collect();
+            let mut ports = route.host_ports.clone();
             ports.sort_unstable();
             ports.dedup();
             // Free only the claims that are this route's.

@@ -429,7 +429,7 @@ impl Inner {
             }
             let live = route.is_live();
             if live {
-                for (_, host) in &route.ports {
+                for host in &route.host_ports {
                     let key = port_key(&route.server, *host);
                     if let Some(holder) = tried!(self, ports.get(key.as_str()))? {
                         if holder.value() != route.name {
@@ -456,7 +456,7 @@ impl Inner {
                 });
             }
             if live {
-                for (_, host) in &route.ports {
+                for host in &route.host_ports {
                     let key = port_key(&route.server, *host);
                     tried!(self, ports.insert(key.as_str(), route.name.as_str()))?;
                 }
@@ -480,7 +480,7 @@ impl Inner {
             removed.state = REMOVED.to_string();
             let text = removed.to_value().to_string();
             tried!(self, routes.insert(name, text.as_str()))?;
-            for (_, host) in &old.ports {
+            for host in &old.host_ports {
                 let key = port_key(&old.server, *host);
                 let holder = tried!(self, ports.get(key.as_str()))?.map(|h| h.value() == name);
                 if holder == Some(true) {
@@ -591,16 +591,16 @@ impl Inner {
             claims.insert(k.value().to_string(), v.value().to_string());
         }
         for r in cluster.routes().filter(|r| r.is_live()) {
-            for (p, host) in &r.ports {
+            for host in &r.host_ports {
                 let key = port_key(&r.server, *host);
                 match claims.get(&key) {
                     Some(holder) if holder == &r.name => {}
                     Some(holder) => problems.push(format!(
-                        "route {} holds {p} on port {key}, but the claim names {holder}",
+                        "route {} holds host port {key}, but the claim names {holder}",
                         r.name
                     )),
                     None => problems.push(format!(
-                        "route {} holds {p} on port {key}, which is not claimed",
+                        "route {} holds host port {key}, which is not claimed",
                         r.name
                     )),
                 }
@@ -618,7 +618,7 @@ impl Inner {
         for (key, holder) in &claims {
             let held = cluster
                 .live_route(holder)
-                .is_some_and(|r| r.ports.iter().any(|(_, h)| port_key(&r.server, *h) == *key));
+                .is_some_and(|r| r.host_ports.iter().any(|h| port_key(&r.server, *h) == *key));
             if !held {
                 problems.push(format!(
                     "port claim {key} names {holder}, which has no live route holding it"
@@ -941,7 +941,10 @@ mod tests {
         for (i, p) in ports.iter().enumerate() {
             let port = Port::parse(&format!("{}/tcp", 80 + i), "p").unwrap();
             r.ports.push((port, *p));
+            r.host_ports.push(*p);
         }
+        r.host_ports.sort_unstable();
+        r.host_ports.dedup();
         r
     }
 
@@ -1203,6 +1206,55 @@ mod tests {
             }
         });
         assert_eq!(one.check().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_host_port_of_a_route_is_claimed_checked_and_freed() {
+        let dir = tempdir();
+        let store = FileStore::open(dir.join("s.redb")).unwrap();
+        rt().block_on(async {
+            store.put_servers(&[server("n1")]).await.unwrap();
+            // 80/tcp bound twice: `ports` records the first, `host_ports` both.
+            let mut a = route("a.1", "n1", &[20000], &[]);
+            a.host_ports = vec![20000, 20001];
+            assert_eq!(store.save_decision(&a).await.unwrap(), Saved::Saved);
+            let b = route("b.1", "n1", &[20001], &[]);
+            match store.save_decision(&b).await.unwrap() {
+                Saved::Conflict(why) => assert!(why.contains("port 20001"), "{why}"),
+                Saved::Saved => panic!("b.1 saved over a.1's second binding"),
+            }
+            assert_eq!(store.check().unwrap(), Vec::<String>::new());
+            store.remove_route("a.1").await.unwrap();
+            assert_eq!(store.save_decision(&b).await.unwrap(), Saved::Saved);
+        });
+        assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn places_binding_one_port_twice_never_share_a_host_port() {
+        let dir = tempdir();
+        let one = FileStore::open(dir.join("s.redb")).unwrap();
+        let two = FileStore::open(dir.join("s.redb")).unwrap();
+        let mut bound = std::collections::BTreeSet::new();
+        rt().block_on(async {
+            one.put_servers(&[server("n1")]).await.unwrap();
+            let p1 = one.placer(Arc::new(crate::place::Native), 0, 8).unwrap();
+            let p2 = two.placer(Arc::new(crate::place::Native), 0, 8).unwrap();
+            for i in 0..6 {
+                let placer = if i % 2 == 0 { &p1 } else { &p2 };
+                let req = json!({"name": format!("w.{i}"), "container": {"Image": "w",
+                    "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1"}, {"HostIp": "::1"}]}}}});
+                let placed = placer.place(req).await.unwrap();
+                assert!(placed.saved, "{}", placed.decided.output);
+                let route = placed.decided.route.unwrap();
+                assert_eq!(route.host_ports.len(), 2, "{route:?}");
+                for p in route.host_ports {
+                    assert!(bound.insert(p), "host port {p} bound twice");
+                }
+            }
+        });
+        assert_eq!(one.check().unwrap(), Vec::<String>::new());
+        assert_eq!(bound.len(), 12);
     }
 
     fn tempdir() -> PathBuf {

@@ -66,7 +66,8 @@ pub struct PolicyRecord {
 /// Names used below: a route's *named volumes* are the entries of
 /// `route.volumes` that do not start with `/`, each read up to its first `:`
 /// (`pgdata:/var/lib/pg` claims `pgdata`); see [`named_volumes`]. A route's
-/// *port claims* are `(route.server, host_port)` for each of `route.ports`.
+/// *port claims* are `(route.server, host_port)` for each of `route.host_ports`
+/// (every host port the container binds, not only the first of each port).
 pub trait Store: Send + Sync {
     /// The cluster as the engine needs it: inventory, routes, volume claims.
     /// Cheap: both stores keep a `Cluster` current in memory (etcd from its

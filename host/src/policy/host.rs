@@ -254,6 +254,5 @@ impl PolicyHost {
 
 /// The record as the proxy decides on it while its daemon does not answer.
 fn mark_down(server: &mut Server) {
-    // TODO(merge core-down-hostports): server.down = true;
-    let _ = server;
+    server.down = true;
 }

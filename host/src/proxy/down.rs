@@ -63,12 +63,64 @@ impl Engine for DownAware {
                 Decided::from_output(&out)
             }
             None if down.is_empty() => self.inner.decide(cluster, request),
-            // TODO(merge core-down-hostports): cluster.decide_with_down(request, &down)
-            None => Ok(Decided::from_result(&cluster.decide(request))),
+            None => Ok(Decided::from_result(
+                &cluster.decide_with_down(request, &down),
+            )),
         }
     }
 
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flocker_core::{Change, Server};
+    use serde_json::json;
+
+    use super::*;
+    use crate::place::Native;
+    use crate::wasm_engine::{policy_host, Wasm};
+
+    fn cluster() -> Arc<Cluster> {
+        let mut c = Cluster::new();
+        for h in ["s1", "s2"] {
+            let s = Server::from_value(&json!({"hostname": h, "address": "10.0.0.1"}), "s")
+                .unwrap();
+            c.apply_change(Change::UpsertServer(s));
+        }
+        Arc::new(c)
+    }
+
+    fn chosen(e: &DownAware, c: &Arc<Cluster>) -> String {
+        let d = e
+            .decide(c, &json!({"name": "web.1", "container": {"Image": "w"}}))
+            .unwrap();
+        d.output["server"]["hostname"].as_str().unwrap_or("").to_string()
+    }
+
+    #[test]
+    fn a_down_server_is_passed_over_and_taken_again_when_it_is_back() {
+        let host = Arc::new(policy_host(None).unwrap());
+        let engines: Vec<(Arc<dyn Engine>, Option<Arc<PolicyHost>>)> = vec![
+            (Arc::new(Native), None),
+            (Arc::new(Wasm { host: host.clone() }), Some(host)),
+        ];
+        let c = cluster();
+        for (inner, policy) in engines {
+            let down = Arc::new(DownSet::default());
+            let e = DownAware::new(inner, policy, down.clone());
+            assert_eq!(chosen(&e, &c), "s1");
+            down.set(BTreeSet::from(["s1".to_string()]));
+            assert_eq!(chosen(&e, &c), "s2");
+            down.set(BTreeSet::new());
+            assert_eq!(chosen(&e, &c), "s1", "the overlay is taken back");
+            down.set(BTreeSet::from(["s1".to_string(), "s2".to_string()]));
+            let d = e
+                .decide(&c, &json!({"name": "web.1", "container": {"Image": "w"}}))
+                .unwrap();
+            assert_eq!(d.error_kind.as_deref(), Some("no_eligible_server"));
+        }
     }
 }

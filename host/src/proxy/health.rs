@@ -1,13 +1,18 @@
-//! Which servers answer: every server's daemon is asked `GET /version`
-//! every `--health-ms`. One that refuses the connection, or does not
-//! answer twice in a row, is decided on as `down` (SPEC section 5) until it
-//! answers again; its stored record is not changed. The same answers give
-//! the API version the proxy advertises: the highest every up server
-//! supports.
+//! Which servers answer: every server's daemon is pinged (`GET /_ping`)
+//! every `--health-ms`. One that refuses the connection, or does not answer
+//! twice in a row, is decided on as `down` (SPEC section 5) until it answers
+//! again; its stored record is not changed.
+//!
+//! The API version the proxy advertises (the highest every up server
+//! supports) comes from each server's `GET /version`, asked when a server
+//! is first seen, when it comes back, and every [`VERSION_EVERY`]. It is
+//! not the liveness check: podman 4.3.1 answers `/version` by running
+//! `dpkg` for its components (about 0.7 CPU-s, 1 to 6 s on a busy
+//! machine), while `/_ping` answers in about a millisecond.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use hyper::{Method, StatusCode};
@@ -18,8 +23,14 @@ use super::down::DownSet;
 use super::error::ProxyError;
 use super::Proxy;
 
-/// How long one health check may take.
+/// How long one ping may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a `/version` may take (it does not decide up or down).
+const VERSION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How often an up server's `/version` is asked again.
+pub const VERSION_EVERY: Duration = Duration::from_secs(300);
 
 /// Failed checks in a row (timeouts) before a server is down; a refused
 /// connection is down at once.
@@ -32,8 +43,9 @@ const FALLBACK_API: &str = "1.41";
 struct State {
     up: bool,
     failures: u32,
-    /// The last `/version` answer.
+    /// The last `/version` answer, and when it came.
     version: Option<Value>,
+    version_at: Option<Instant>,
 }
 
 /// What the checks found; shared with the engine's down overlay.
@@ -106,22 +118,18 @@ fn version_key(v: &str) -> (u32, u32) {
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
-/// One round: checks every server at once, updates the down set, and
-/// returns the servers found up.
-pub async fn check_all(p: &Proxy) -> Result<Vec<super::Backend>, ProxyError> {
+/// Pings every server at once and updates the down set; returns the
+/// servers found up and those of them whose version is due.
+pub async fn ping_all(
+    p: &Proxy,
+) -> Result<(Vec<super::Backend>, Vec<super::Backend>), ProxyError> {
     let backends = p.backends().await?;
     let answers = join_all(backends.iter().map(|b| {
-        backend::call(
-            &b.dial,
-            Method::GET,
-            "/version",
-            None,
-            CHECK_TIMEOUT,
-            1 << 20,
-        )
+        backend::call(&b.dial, Method::GET, "/_ping", None, CHECK_TIMEOUT, 4096)
     }))
     .await;
     let mut up = Vec::new();
+    let mut need_version = Vec::new();
     {
         let mut servers = p.health.servers.write().unwrap_or_else(|e| e.into_inner());
         // Servers removed from the inventory are forgotten.
@@ -133,10 +141,9 @@ pub async fn check_all(p: &Proxy) -> Result<Vec<super::Backend>, ProxyError> {
             });
             let was_up = s.up;
             match answer {
-                Ok((StatusCode::OK, body)) => {
+                Ok((StatusCode::OK, _)) => {
                     s.up = true;
                     s.failures = 0;
-                    s.version = serde_json::from_slice(&body).ok();
                 }
                 other => {
                     s.failures += 1;
@@ -149,24 +156,71 @@ pub async fn check_all(p: &Proxy) -> Result<Vec<super::Backend>, ProxyError> {
             if s.up != was_up {
                 let state = if s.up { "up again" } else { "down" };
                 eprintln!("flocker proxy: server {} is {state}", b.hostname);
+                s.version_at = None;
             }
             p.metrics.set_up(&b.hostname, s.up);
             if s.up {
                 up.push(b.clone());
+                if s.version_at.is_none_or(|t| t.elapsed() >= VERSION_EVERY) {
+                    need_version.push(b.clone());
+                }
             }
         }
     }
     p.health.down.set(p.health.down());
+    Ok((up, need_version))
+}
+
+/// Asks `backends` for their `/version`. A server is marked as asked
+/// first, so that overlapping rounds do not ask it twice; a failed ask is
+/// tried again next round.
+pub async fn refresh_versions(p: &Proxy, backends: &[super::Backend]) {
+    {
+        let mut servers = p.health.servers.write().unwrap_or_else(|e| e.into_inner());
+        for b in backends {
+            if let Some(s) = servers.get_mut(&b.hostname) {
+                s.version_at = Some(Instant::now());
+            }
+        }
+    }
+    let versions = join_all(backends.iter().map(|b| {
+        backend::call(&b.dial, Method::GET, "/version", None, VERSION_TIMEOUT, 1 << 20)
+    }))
+    .await;
+    let mut servers = p.health.servers.write().unwrap_or_else(|e| e.into_inner());
+    for (b, answer) in backends.iter().zip(versions) {
+        let Some(s) = servers.get_mut(&b.hostname) else {
+            continue;
+        };
+        match answer {
+            Ok((StatusCode::OK, body)) => s.version = serde_json::from_slice(&body).ok(),
+            _ => s.version_at = None,
+        }
+    }
+}
+
+/// One round of pings and, for the servers that need it, of versions,
+/// waited for (the proxy's first round, before it serves).
+pub async fn check_all(p: &Proxy) -> Result<Vec<super::Backend>, ProxyError> {
+    let (up, need) = ping_all(p).await?;
+    refresh_versions(p, &need).await;
     Ok(up)
 }
 
-/// Checks every `every`, and keeps an events watcher on each up server
-/// ([`super::follow`]). Runs until the process ends.
+/// Pings every `every` (versions in the background), and keeps an events
+/// watcher on each up server ([`super::follow`]). Runs until the process
+/// ends.
 pub fn spawn(p: Arc<Proxy>, every: Duration) {
     tokio::spawn(async move {
         loop {
-            match check_all(&p).await {
-                Ok(up) => super::follow::ensure(&p, &up),
+            match ping_all(&p).await {
+                Ok((up, need)) => {
+                    super::follow::ensure(&p, &up);
+                    if !need.is_empty() {
+                        let p = p.clone();
+                        tokio::spawn(async move { refresh_versions(&p, &need).await });
+                    }
+                }
                 Err(e) => eprintln!("flocker proxy: health check: {e}"),
             }
             tokio::time::sleep(every).await;

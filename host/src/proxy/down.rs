@@ -103,7 +103,8 @@ mod tests {
     #[test]
     fn a_down_server_is_passed_over_and_taken_again_when_it_is_back() {
         let host = Arc::new(policy_host(None).unwrap());
-        let engines: Vec<(Arc<dyn Engine>, Option<Arc<PolicyHost>>)> = vec![
+        type Pair = (Arc<dyn Engine>, Option<Arc<PolicyHost>>);
+        let engines: Vec<Pair> = vec![
             (Arc::new(Native), None),
             (Arc::new(Wasm { host: host.clone() }), Some(host)),
         ];

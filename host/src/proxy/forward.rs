@@ -335,8 +335,3 @@ mod tests {
         assert_eq!(percent_encode("{\"a\":1}"), "%7B%22a%22%3A1%7D");
     }
 }
-#[allow(dead_code)]
-fn _send_check(p: State<Arc<Proxy>>, r: Request<Body>) {
-    fn is_send<T: Send>(_: T) {}
-    is_send(handle(p, r));
-}

@@ -167,7 +167,7 @@ impl hyper::body::Body for Tied {
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match Pin::new(&mut self.get_mut().body).poll_frame(cx) {
             // A server that dies mid-stream ends the client's stream where
             // it broke, as a finished body, rather than cutting the
@@ -221,11 +221,7 @@ impl Answer {
         let limited = http_body_util::Limited::new(body, cap);
         let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
             Err(_) => return Err(ProxyError::BackendTimeout),
-            Ok(Err(e)) => {
-                return Err(ProxyError::Backend(format!(
-                    "reading the answer: {e}"
-                )))
-            }
+            Ok(Err(e)) => return Err(ProxyError::Backend(format!("reading the answer: {e}"))),
             Ok(Ok(c)) => c.to_bytes(),
         };
         drop(self.conn);
@@ -283,7 +279,10 @@ pub fn request(
         .method(method)
         .uri(path_and_query)
         .header(hyper::header::HOST, dial.host_header())
-        .header(hyper::header::USER_AGENT, concat!("flocker/", env!("CARGO_PKG_VERSION")));
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("flocker/", env!("CARGO_PKG_VERSION")),
+        );
     let body = match body {
         Some(bytes) => {
             b = b.header(hyper::header::CONTENT_TYPE, "application/json");
@@ -325,7 +324,13 @@ mod tests {
             Dial::parse("unix:///run/podman.sock").unwrap(),
             Dial::Unix("/run/podman.sock".into())
         );
-        for bad in ["ssh://x", "tcp://", "tcp://host", "unix://rel/path", "tcp://h:1/x"] {
+        for bad in [
+            "ssh://x",
+            "tcp://",
+            "tcp://host",
+            "unix://rel/path",
+            "tcp://h:1/x",
+        ] {
             assert!(Dial::parse(bad).is_err(), "{bad}");
         }
     }

@@ -94,18 +94,26 @@ pub fn version(p: &Proxy) -> Response<Body> {
 /// 200 with JSON, in inventory order.
 async fn ask_all(p: &Proxy, path: &str) -> Result<Vec<(Backend, Value)>, ProxyError> {
     let backends = p.up_backends().await?;
-    let answers = join_all(backends.iter().map(|b| {
-        backend::call(&b.dial, Method::GET, path, None, p.call_timeout(), LIST_CAP)
-    }))
+    let answers = join_all(
+        backends
+            .iter()
+            .map(|b| backend::call(&b.dial, Method::GET, path, None, p.call_timeout(), LIST_CAP)),
+    )
     .await;
     let mut out = Vec::new();
     for (b, answer) in backends.into_iter().zip(answers) {
         match answer {
             Ok((StatusCode::OK, body)) => match serde_json::from_slice::<Value>(&body) {
                 Ok(v) => out.push((b, v)),
-                Err(e) => eprintln!("flocker proxy: {} answered {path} with bad JSON: {e}", b.hostname),
+                Err(e) => eprintln!(
+                    "flocker proxy: {} answered {path} with bad JSON: {e}",
+                    b.hostname
+                ),
             },
-            Ok((status, _)) => eprintln!("flocker proxy: {} answered {path} with {status}", b.hostname),
+            Ok((status, _)) => eprintln!(
+                "flocker proxy: {} answered {path} with {status}",
+                b.hostname
+            ),
             Err(e) => eprintln!("flocker proxy: {}: {path}: {e}", b.hostname),
         }
     }
@@ -146,7 +154,11 @@ pub async fn info(p: &Proxy, version: &str) -> Result<Response<Body>, ProxyError
     let status: Vec<Value> = servers
         .iter()
         .map(|b| {
-            let state = if p.health.is_up(&b.hostname) { "up" } else { "down" };
+            let state = if p.health.is_up(&b.hostname) {
+                "up"
+            } else {
+                "down"
+            };
             json!([b.hostname, format!("{state} {}", b.dial)])
         })
         .collect();
@@ -161,7 +173,10 @@ pub async fn info(p: &Proxy, version: &str) -> Result<Response<Body>, ProxyError
         json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                "ControlAvailable": false, "Error": "", "RemoteManagers": null}),
     );
-    Ok(json_response(StatusCode::OK, Value::Object(out).to_string()))
+    Ok(json_response(
+        StatusCode::OK,
+        Value::Object(out).to_string(),
+    ))
 }
 
 /// `GET /containers/json`: every server's list with the client's query,
@@ -173,7 +188,11 @@ pub async fn containers(p: &Proxy, uri: &Uri) -> Result<Response<Body>, ProxyErr
     for (b, v) in answers {
         let Value::Array(list) = v else { continue };
         for mut c in list {
-            let id = c.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
+            let id = c
+                .get("Id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let name = c
                 .pointer("/Names/0")
                 .and_then(Value::as_str)
@@ -210,7 +229,11 @@ pub async fn images(p: &Proxy, uri: &Uri) -> Result<Response<Body>, ProxyError> 
     for (_, v) in answers {
         let Value::Array(list) = v else { continue };
         for img in list {
-            let id = img.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
+            let id = img
+                .get("Id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if seen.insert(id) {
                 all.push(img);
             }
@@ -239,7 +262,11 @@ pub async fn list(p: &Proxy, uri: &Uri, kind: ListKind) -> Result<Response<Body>
         };
         let Value::Array(items) = items else { continue };
         for item in items {
-            let name = item.get("Name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let name = item
+                .get("Name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if seen.insert(name) {
                 all.push(item);
             }
@@ -259,18 +286,31 @@ pub async fn first_found(p: &Proxy, req: Request<Body>) -> Result<Response<Body>
     let path = path_and_query(req.uri());
     let backends = p.up_backends().await?;
     let answers = join_all(backends.iter().map(|b| {
-        backend::call(&b.dial, Method::GET, &path, None, p.call_timeout(), LIST_CAP)
+        backend::call(
+            &b.dial,
+            Method::GET,
+            &path,
+            None,
+            p.call_timeout(),
+            LIST_CAP,
+        )
     }))
     .await;
     let mut first_miss = None;
     for answer in answers.into_iter().flatten() {
         if answer.0 == StatusCode::OK {
-            return Ok(json_response(StatusCode::OK, String::from_utf8_lossy(&answer.1).into_owned()));
+            return Ok(json_response(
+                StatusCode::OK,
+                String::from_utf8_lossy(&answer.1).into_owned(),
+            ));
         }
         first_miss.get_or_insert(answer);
     }
     match first_miss {
-        Some((status, body)) => Ok(json_response(status, String::from_utf8_lossy(&body).into_owned())),
+        Some((status, body)) => Ok(json_response(
+            status,
+            String::from_utf8_lossy(&body).into_owned(),
+        )),
         None => Ok(json_response(
             StatusCode::NOT_FOUND,
             json!({"message": format!("no such object: {}", req.uri().path())}).to_string(),
@@ -294,7 +334,14 @@ pub async fn image_every(
     let method = req.method().clone();
     let path = path_and_query(req.uri());
     let answers = join_all(targets.iter().map(|b| {
-        backend::call(&b.dial, method.clone(), &path, None, p.call_timeout(), LIST_CAP)
+        backend::call(
+            &b.dial,
+            method.clone(),
+            &path,
+            None,
+            p.call_timeout(),
+            LIST_CAP,
+        )
     }))
     .await;
     let mut removed = Vec::new();
@@ -322,10 +369,13 @@ pub async fn image_every(
             .status(status)
             .body(Body::empty())
             .unwrap_or_default()),
-        (None, Some((status, body))) => {
-            Ok(json_response(status, String::from_utf8_lossy(&body).into_owned()))
-        }
-        (None, None) => Err(ProxyError::Unreachable("no server that has the image answered".into())),
+        (None, Some((status, body))) => Ok(json_response(
+            status,
+            String::from_utf8_lossy(&body).into_owned(),
+        )),
+        (None, None) => Err(ProxyError::Unreachable(
+            "no server that has the image answered".into(),
+        )),
     }
 }
 
@@ -369,7 +419,9 @@ async fn feed(b: Backend, answer: Answer, map: LineMap, tx: mpsc::Sender<Bytes>)
             _ = tx.closed() => return,
         };
         let Some(Ok(frame)) = frame else { return };
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         buf.extend_from_slice(&data);
         let mut consumed = 0;
         {
@@ -397,7 +449,10 @@ async fn feed(b: Backend, answer: Answer, map: LineMap, tx: mpsc::Sender<Bytes>)
         }
         buf.drain(..consumed);
         if buf.len() > 16 << 20 {
-            eprintln!("flocker proxy: {} sent an over-long stream line", b.hostname);
+            eprintln!(
+                "flocker proxy: {} sent an over-long stream line",
+                b.hostname
+            );
             return;
         }
     }
@@ -449,7 +504,9 @@ async fn merged(
     }
     drop(tx);
     if !any {
-        return Err(ProxyError::Unreachable(format!("no server answered {path}")));
+        return Err(ProxyError::Unreachable(format!(
+            "no server answered {path}"
+        )));
     }
     let mut r = Response::new(Body::new(ChannelBody {
         rx,

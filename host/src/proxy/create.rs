@@ -332,7 +332,11 @@ async fn no_such_image(
         p.metrics.created(&kind);
         return Err(ProxyError::Decision { kind, message });
     }
-    if let Some(h) = decided.output.pointer("/server/hostname").and_then(Value::as_str) {
+    if let Some(h) = decided
+        .output
+        .pointer("/server/hostname")
+        .and_then(Value::as_str)
+    {
         p.pulls.expect_pull(image, h);
     }
     p.metrics.created("no_such_image");
@@ -387,7 +391,9 @@ async fn hidden_pull(p: &Proxy, version: &str, b: &Backend, image: &str) -> Resu
     let _ = p;
     let text = String::from_utf8_lossy(&body);
     if !status.is_success() {
-        return Err(ProxyError::Backend(format!("pull answered {status}: {text}")));
+        return Err(ProxyError::Backend(format!(
+            "pull answered {status}: {text}"
+        )));
     }
     if let Some(line) = text.lines().find(|l| l.contains("\"errorDetail\"")) {
         return Err(ProxyError::Backend(line.to_string()));
@@ -412,7 +418,9 @@ fn split_tag(image: &str) -> (&str, Option<&str>) {
 pub async fn pull(p: &Arc<Proxy>, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
     let query = req.uri().query();
     if query_param(query, "fromSrc").is_some() {
-        return Err(ProxyError::NotSupported("importing an image (fromSrc)".into()));
+        return Err(ProxyError::NotSupported(
+            "importing an image (fromSrc)".into(),
+        ));
     }
     let from = query_param(query, "fromImage").unwrap_or_default();
     let image = match query_param(query, "tag").filter(|t| !t.is_empty()) {
@@ -488,11 +496,23 @@ mod tests {
     #[test]
     fn refs() {
         assert_eq!(normalize_ref("busybox"), "busybox:latest");
-        assert_eq!(normalize_ref("docker.io/library/busybox:latest"), "busybox:latest");
-        assert_eq!(normalize_ref("localhost:5000/auth"), "localhost:5000/auth:latest");
+        assert_eq!(
+            normalize_ref("docker.io/library/busybox:latest"),
+            "busybox:latest"
+        );
+        assert_eq!(
+            normalize_ref("localhost:5000/auth"),
+            "localhost:5000/auth:latest"
+        );
         assert_eq!(normalize_ref("localhost/auth:1"), "localhost/auth:1");
-        assert_eq!(split_tag("localhost:5000/auth:1"), ("localhost:5000/auth", Some("1")));
-        assert_eq!(split_tag("localhost:5000/auth"), ("localhost:5000/auth", None));
+        assert_eq!(
+            split_tag("localhost:5000/auth:1"),
+            ("localhost:5000/auth", Some("1"))
+        );
+        assert_eq!(
+            split_tag("localhost:5000/auth"),
+            ("localhost:5000/auth", None)
+        );
     }
 
     #[test]

@@ -39,7 +39,11 @@ pub struct DownAware {
 }
 
 impl DownAware {
-    pub fn new(inner: Arc<dyn Engine>, policy: Option<Arc<PolicyHost>>, down: Arc<DownSet>) -> Self {
+    pub fn new(
+        inner: Arc<dyn Engine>,
+        policy: Option<Arc<PolicyHost>>,
+        down: Arc<DownSet>,
+    ) -> Self {
         DownAware {
             inner,
             policy,
@@ -86,8 +90,8 @@ mod tests {
     fn cluster() -> Arc<Cluster> {
         let mut c = Cluster::new();
         for h in ["s1", "s2"] {
-            let s = Server::from_value(&json!({"hostname": h, "address": "10.0.0.1"}), "s")
-                .unwrap();
+            let s =
+                Server::from_value(&json!({"hostname": h, "address": "10.0.0.1"}), "s").unwrap();
             c.apply_change(Change::UpsertServer(s));
         }
         Arc::new(c)
@@ -97,7 +101,10 @@ mod tests {
         let d = e
             .decide(c, &json!({"name": "web.1", "container": {"Image": "w"}}))
             .unwrap();
-        d.output["server"]["hostname"].as_str().unwrap_or("").to_string()
+        d.output["server"]["hostname"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     #[test]

@@ -25,18 +25,28 @@ pub enum Endpoint {
     /// `POST /containers/{id}/rename`: routed, and its route renamed.
     Rename(String),
     /// Any other call on one container: routed to its server.
-    Container { id: String, action: String },
+    Container {
+        id: String,
+        action: String,
+    },
     /// `/exec/{id}/...`: routed by exec id.
-    Exec { id: String, action: String },
+    Exec {
+        id: String,
+        action: String,
+    },
     /// `GET /images/json`.
     ListImages,
     /// `POST /images/create` (pull).
     Pull,
     /// `GET /images/{name}/json|history|get`: the first server that has it.
-    ImageRead { name: String },
+    ImageRead {
+        name: String,
+    },
     /// `DELETE /images/{name}`, `POST /images/{name}/tag`: every server
     /// that has it.
-    ImageEveryServer { name: String },
+    ImageEveryServer {
+        name: String,
+    },
     /// `GET /events`.
     Events,
     /// `GET /networks/{id}`, `GET /volumes/{name}`, `/distribution/...`:
@@ -157,7 +167,10 @@ mod tests {
 
     #[test]
     fn version_prefixes() {
-        assert_eq!(split_version("/v1.41/containers/json"), ("/v1.41", "/containers/json"));
+        assert_eq!(
+            split_version("/v1.41/containers/json"),
+            ("/v1.41", "/containers/json")
+        );
         assert_eq!(split_version("/_ping"), ("", "/_ping"));
         assert_eq!(split_version("/v1.41"), ("/v1.41", ""));
         assert_eq!(split_version("/volumes/x"), ("", "/volumes/x"));
@@ -168,18 +181,28 @@ mod tests {
         let c = |m: Method, p: &str| classify(&m, p);
         assert_eq!(c(Method::HEAD, "/_ping"), Endpoint::Ping);
         assert_eq!(c(Method::POST, "/containers/create"), Endpoint::Create);
-        assert_eq!(c(Method::DELETE, "/containers/auth.1"), Endpoint::Delete("auth.1".into()));
+        assert_eq!(
+            c(Method::DELETE, "/containers/auth.1"),
+            Endpoint::Delete("auth.1".into())
+        );
         assert_eq!(
             c(Method::POST, "/containers/abc/attach"),
-            Endpoint::Container { id: "abc".into(), action: "attach".into() }
+            Endpoint::Container {
+                id: "abc".into(),
+                action: "attach".into()
+            }
         );
         assert_eq!(
             c(Method::GET, "/images/localhost/auth:1/json"),
-            Endpoint::ImageRead { name: "localhost/auth:1".into() }
+            Endpoint::ImageRead {
+                name: "localhost/auth:1".into()
+            }
         );
         assert_eq!(
             c(Method::POST, "/images/localhost/auth:1/tag"),
-            Endpoint::ImageEveryServer { name: "localhost/auth:1".into() }
+            Endpoint::ImageEveryServer {
+                name: "localhost/auth:1".into()
+            }
         );
         assert_eq!(c(Method::POST, "/build"), Endpoint::Unsupported);
         assert_eq!(c(Method::POST, "/volumes/create"), Endpoint::Unsupported);

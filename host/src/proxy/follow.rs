@@ -63,7 +63,9 @@ async fn watch(p: &Proxy, b: &Backend) {
     let mut body = response.into_body();
     let mut buf: Vec<u8> = Vec::new();
     while let Some(Ok(frame)) = body.frame().await {
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         buf.extend_from_slice(&data);
         let mut consumed = 0;
         let mut events = Vec::new();

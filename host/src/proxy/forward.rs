@@ -73,7 +73,11 @@ async fn dispatch(
         Endpoint::Events => combine::events(p, req.uri()).await,
         Endpoint::FirstFound => combine::first_found(p, req).await,
         Endpoint::ImageRead { name } => {
-            let Some(b) = locate::image_servers(p, version, &name).await?.into_iter().next() else {
+            let Some(b) = locate::image_servers(p, version, &name)
+                .await?
+                .into_iter()
+                .next()
+            else {
                 return Err(ProxyError::NoSuchImage(name));
             };
             p.metrics.routed("image");

@@ -84,7 +84,11 @@ impl Health {
     pub fn api_version(&self) -> String {
         self.versions()
             .iter()
-            .filter_map(|(_, v)| v.get("ApiVersion").and_then(Value::as_str).map(str::to_string))
+            .filter_map(|(_, v)| {
+                v.get("ApiVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .min_by_key(|v| version_key(v))
             .unwrap_or_else(|| FALLBACK_API.into())
     }
@@ -120,13 +124,13 @@ fn version_key(v: &str) -> (u32, u32) {
 
 /// Pings every server at once and updates the down set; returns the
 /// servers found up and those of them whose version is due.
-pub async fn ping_all(
-    p: &Proxy,
-) -> Result<(Vec<super::Backend>, Vec<super::Backend>), ProxyError> {
+pub async fn ping_all(p: &Proxy) -> Result<(Vec<super::Backend>, Vec<super::Backend>), ProxyError> {
     let backends = p.backends().await?;
-    let answers = join_all(backends.iter().map(|b| {
-        backend::call(&b.dial, Method::GET, "/_ping", None, CHECK_TIMEOUT, 4096)
-    }))
+    let answers = join_all(
+        backends
+            .iter()
+            .map(|b| backend::call(&b.dial, Method::GET, "/_ping", None, CHECK_TIMEOUT, 4096)),
+    )
     .await;
     let mut up = Vec::new();
     let mut need_version = Vec::new();
@@ -184,7 +188,14 @@ pub async fn refresh_versions(p: &Proxy, backends: &[super::Backend]) {
         }
     }
     let versions = join_all(backends.iter().map(|b| {
-        backend::call(&b.dial, Method::GET, "/version", None, VERSION_TIMEOUT, 1 << 20)
+        backend::call(
+            &b.dial,
+            Method::GET,
+            "/version",
+            None,
+            VERSION_TIMEOUT,
+            1 << 20,
+        )
     }))
     .await;
     let mut servers = p.health.servers.write().unwrap_or_else(|e| e.into_inner());

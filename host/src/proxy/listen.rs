@@ -126,12 +126,13 @@ pub async fn run(store: AnyStore, config: ProxyConfig) -> Result<(), StartError>
         };
         match l {
             Listen::Tcp(hp) => {
-                let listener = tokio::net::TcpListener::bind(hp.as_str())
-                    .await
-                    .map_err(|source| StartError::Listen {
-                        what: format!("tcp://{hp}"),
-                        source,
-                    })?;
+                let listener =
+                    tokio::net::TcpListener::bind(hp.as_str())
+                        .await
+                        .map_err(|source| StartError::Listen {
+                            what: format!("tcp://{hp}"),
+                            source,
+                        })?;
                 let addr = listener.local_addr().map_err(StartError::Serve)?;
                 lines.push(format!("listening on tcp://{addr}"));
                 tasks.push(tokio::spawn(async move {
@@ -172,7 +173,10 @@ pub async fn run(store: AnyStore, config: ProxyConfig) -> Result<(), StartError>
                 let p = p.clone();
                 async move {
                     (
-                        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
                         format!("{}{}", p.metrics.render(), p.app.metrics.render()),
                     )
                 }

@@ -221,7 +221,14 @@ pub async fn exec(p: &Proxy, version: &str, id: &str) -> Result<Backend, ProxyEr
     let backends = p.up_backends().await?;
     let path = format!("{version}/exec/{id}/json");
     let answers = join_all(backends.iter().map(|b| {
-        backend::call(&b.dial, Method::GET, &path, None, p.call_timeout(), INSPECT_CAP)
+        backend::call(
+            &b.dial,
+            Method::GET,
+            &path,
+            None,
+            p.call_timeout(),
+            INSPECT_CAP,
+        )
     }))
     .await;
     for (b, answer) in backends.into_iter().zip(answers) {
@@ -243,7 +250,14 @@ pub async fn image_servers_with_config(
     let backends = p.up_backends().await?;
     let path = format!("{version}/images/{name}/json");
     let answers = join_all(backends.iter().map(|b| {
-        backend::call(&b.dial, Method::GET, &path, None, p.call_timeout(), INSPECT_CAP)
+        backend::call(
+            &b.dial,
+            Method::GET,
+            &path,
+            None,
+            p.call_timeout(),
+            INSPECT_CAP,
+        )
     }))
     .await;
     let mut have = Vec::new();
@@ -260,6 +274,10 @@ pub async fn image_servers_with_config(
 }
 
 /// The servers that have image `name`.
-pub async fn image_servers(p: &Proxy, version: &str, name: &str) -> Result<Vec<Backend>, ProxyError> {
+pub async fn image_servers(
+    p: &Proxy,
+    version: &str,
+    name: &str,
+) -> Result<Vec<Backend>, ProxyError> {
     Ok(image_servers_with_config(p, version, name).await?.0)
 }

@@ -41,7 +41,10 @@ impl ProxyMetrics {
     pub fn created(&self, outcome: &str) {
         // A custom module may answer any kind: bound the label set.
         let known = crate::metrics::KNOWN_KINDS.contains(&outcome)
-            || matches!(outcome, "created" | "server_error" | "host_error" | "no_such_image");
+            || matches!(
+                outcome,
+                "created" | "server_error" | "host_error" | "no_such_image"
+            );
         let label = if known { outcome } else { "other" };
         self.with(|c| *c.creates.entry(label.to_string()).or_insert(0) += 1);
     }

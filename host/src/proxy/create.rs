@@ -239,7 +239,11 @@ pub async fn create(
                 return Err(e);
             }
         };
-        if !have.iter().any(|h| h.hostname == b.hostname) {
+        // The image lookup asked only the servers up at that moment; the
+        // chosen one may have come back since: ask it before pulling.
+        if !have.iter().any(|h| h.hostname == b.hostname)
+            && !has_image(p, version, &b, &image).await
+        {
             if let Err(e) = hidden_pull(p, version, &b, &image).await {
                 route_gone(p, &hostname, &name).await;
                 eprintln!("flocker proxy: create {name}: pulling {image} on {hostname}: {e}");
@@ -368,6 +372,15 @@ async fn free_stale_route(p: &Proxy, version: &str, name: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether `b` has `image` now.
+async fn has_image(p: &Proxy, version: &str, b: &Backend, image: &str) -> bool {
+    let path = format!("{version}/images/{image}/json");
+    matches!(
+        backend::call(&b.dial, Method::GET, &path, None, p.call_timeout(), 4 << 20).await,
+        Ok((StatusCode::OK, _))
+    )
 }
 
 /// Pulls `image` on `b` and reads the progress to its end; an

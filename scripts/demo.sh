@@ -22,8 +22,16 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 
 say() { printf '\n# %s\n' "$*"; }
-# Print a command the way a person would type it, then run it.
-show() { printf '$ %s\n' "$*"; timeout 60 "$@"; }
+# Print a command the way a person would type it (an argument with spaces or
+# specials in single quotes), then run it.
+show() {
+  local a line='$'
+  for a in "$@"; do
+    if [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then line+=" $a"; else line+=" '$a'"; fi
+  done
+  echo "$line"
+  timeout 60 "$@"
+}
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: needs root (rootful podman)" >&2; exit 1; }
 command -v docker >/dev/null || { echo "demo: needs the docker CLI (only the client)" >&2; exit 1; }
@@ -115,10 +123,10 @@ echo "myapp.1 ran on $me and got its page from $target on $there."
 [ "$me" != "$there" ] || echo "(the same server: not what the rules should give here)"
 
 say "docker ps through the proxy: the containers of all servers"
-show docker ps -a --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
+show docker ps -a --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}\t{{.Ports}}'
 
 say "the routes flocker saved"
 show "$FLOCKER" routes ls --store "$store"
 
 say "cleaning up"
-show docker rm -f auth.1 auth.2 myapp.1 >/dev/null
+show docker rm -f auth.1 auth.2 myapp.1

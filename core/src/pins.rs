@@ -105,10 +105,11 @@ pub(crate) fn restriction(
         });
     };
     if server.down || down.contains(&server.hostname) {
-        // A pin means the data is on that server, so nothing else will do.
-        // `VIKING_SERVER` alone is only a wish: routing rejects the server
-        // as `down` and the answer is `no_eligible_server`.
-        if let Some(pin) = pins.iter().find(|p| p.by != VIKING_SERVER) {
+        // A pin means what the container needs (its data, its network) is
+        // on that server, so no other will do. `VIKING_SERVER`, always the
+        // first pin when set, is only a choice: alone, routing rejects the
+        // server as `down` and the answer is `no_eligible_server`.
+        if let Some(pin) = pins.get(usize::from(viking.is_some())) {
             return Err(DecisionError::PinnedServerUnavailable {
                 pin: pin.clone(),
                 down: true,

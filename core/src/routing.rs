@@ -15,7 +15,7 @@ use crate::server::Server;
 /// The first routing rule that removes `server`, as the explanation says it.
 /// `down` comes right after the restriction, so that a named server that is
 /// down reads `down` while the others read `not VIKING_SERVER`, and before
-/// the rules a server that is back may pass.
+/// tags, load and ports: it is what an operator has to fix first.
 fn rejection(
     server: &Server,
     usage: &Usage,

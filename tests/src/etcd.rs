@@ -395,7 +395,7 @@ pub async fn dump(client: &etcd_client::Client, prefix: &str) -> BTreeMap<String
 /// What the stored records say, checked against each other.
 #[derive(Debug, Default)]
 pub struct Audit {
-    /// name -> (server, state, host ports)
+    /// name -> (server, state, host ports, ascending and unique)
     pub routes: BTreeMap<String, (String, String, Vec<u16>)>,
     /// (server, port) -> name
     pub ports: BTreeMap<(String, u16), String>,
@@ -422,7 +422,7 @@ pub async fn audit(client: &etcd_client::Client, prefix: &str) -> Audit {
                     let state = r["state"].as_str().unwrap_or("live").to_string();
                     // Every host port it binds; a record from before
                     // `host_ports` binds the values of its `ports`.
-                    let ports: Vec<u16> = r["ports"]
+                    let mut ports: Vec<u16> = r["ports"]
                         .as_object()
                         .into_iter()
                         .flat_map(|m| m.values())
@@ -430,6 +430,8 @@ pub async fn audit(client: &etcd_client::Client, prefix: &str) -> Audit {
                         .filter_map(|p| p.as_u64())
                         .map(|p| p as u16)
                         .collect();
+                    ports.sort_unstable();
+                    ports.dedup();
                     if r["name"].as_str() != Some(name) {
                         a.problems
                             .push(format!("route key {name} holds name {}", r["name"]));

@@ -83,9 +83,9 @@ stop_servers() {
   for _ in $(seq 50); do pgrep -f -- "$dir/s[0-9]" >/dev/null || break; sleep 0.2; done
   for p in $(pgrep -f -- "$dir/s[0-9]" || true); do
     [ "$p" = $$ ] && continue
+    log "killing leftover process $p: $(ps -o args= -p "$p" | cut -c1-150)"
     for c in $(pgrep -P "$p" || true); do kill -KILL "$c" 2>/dev/null || true; done
     kill -KILL "$p" 2>/dev/null || true
-    log "killed leftover process $p"
   done
   # A killed service can leave its overlay and shm mounts behind, and rm -rf
   # cannot delete a mount point. Deepest first.

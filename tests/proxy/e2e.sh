@@ -249,7 +249,7 @@ check "logs -f streams (ticks seen in 2 s)" "$(head -c 200 "$D/follow.out")" gre
 sleep 1
 a1c=$(conns "$tport" "$file_pid"); sleep 1.5; a2c=$(conns "$tport" "$file_pid")
 growing=$(join <(sort <<<"$a1c") <(sort <<<"$a2c") | awk '$3 > $2 { print $1 }')
-check "after logs -f ends, no proxy connection to $ts (:$tport) is left streaming" \
+check "after logs -f ends, no proxy connection to $ts (:$tport) is left streaming (proxy connections there: $(grep -c . <<<"$before") before, $(grep -c . <<<"$during") during, $(grep -c . <<<"$a2c") after)" \
   "before=[$before] during=[$during] after=[$a2c] still receiving: [$growing]" \
   test "$ts" != none -a "$(grep -c . <<<"$a2c")" -le "$(grep -c . <<<"$before")" -a -z "$growing"
 
@@ -413,11 +413,11 @@ while [ "$k" -lt 15 ]; do
   k=$((k + 1))
   rc=0; out=$(dk run -d --name "after.$k" localhost/busybox:full sleep 300 2>&1) || rc=$?
   if [ "$rc" -eq 0 ]; then landed=$(where "after.$k"); break; fi
-  log+="after.$k: rc=$rc $(tail -1 <<<"$out"); "
+  log+="after.$k: rc=$rc $(grep -v '^$\|docker run --help' <<<"$out" | tr '\n' ' '); "
   sleep 1
 done
 took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-check "with $next's daemon killed, a new create lands elsewhere (after.$k on $landed, ${took} s, $((k - 1)) failed before)" \
+check "with $next's daemon killed, a new create lands elsewhere (after.$k on $landed, ${took} s, $((k - 1)) failed before${log:+: $(flat "${log:0:300}")})" \
   "$log" test -n "$landed" -a "$landed" != "$next" -a "$landed" != none
 rc=0; out=$(dk run -d --name pin.2 -v pindata:/data localhost/busybox:full true 2>&1) || rc=$?
 check "a container pinned to $next by pindata gets pinned_server_unavailable" "rc=$rc $out" \

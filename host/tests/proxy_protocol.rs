@@ -347,6 +347,34 @@ async fn wait_headers_come_before_its_body() {
     assert_eq!(&body[..], fake_daemon::WAIT_BODY);
 }
 
+/// A daemon that sends a wait's headers only when the container exits:
+/// no header timeout applies to `wait`, however long the container runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_headers_may_come_late() {
+    let fx = fixture("slow-wait").await;
+    let (mut sender, _task) = connect(fx.addr).await;
+    let req = request(Method::POST, "/v1.41/containers/slowwait/wait", empty());
+    let answer = sender.send_request(req);
+    tokio::pin!(answer);
+    // Longer than the backend timeout: no answer (in particular no 504).
+    let early =
+        tokio::time::timeout(BACKEND_TIMEOUT + Duration::from_millis(300), &mut answer).await;
+    if let Ok(r) = early {
+        panic!(
+            "answered before the daemon did: {:?}",
+            r.map(|r| r.status())
+        );
+    }
+    fx.fake.release_wait();
+    let resp = tokio::time::timeout(BOUND, answer)
+        .await
+        .expect("answered in time once the daemon answers")
+        .expect("an HTTP answer");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = read_to_end(resp.into_body()).await;
+    assert_eq!(&body[..], fake_daemon::WAIT_BODY);
+}
+
 /// A chunked stream (`logs`) is passed on chunk by chunk, not buffered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_logs_pass_through_as_they_come() {
@@ -403,38 +431,44 @@ async fn events_pass_through_as_they_come() {
 }
 
 /// `docker logs -f` then Ctrl-C: the client's connection goes away, and
-/// the proxy's connection to the daemon must go with it.
+/// the proxy's connection to the daemon must go with it, whether the
+/// container goes on writing (`follow`) or says nothing more (`quiet`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_leaving_a_follow_closes_the_daemon_connection() {
-    let fx = fixture("follow").await;
-    let (mut sender, task) = connect(fx.addr).await;
-    let req = request(
-        Method::GET,
-        "/v1.41/containers/follow/logs?follow=1&stdout=1",
-        empty(),
-    );
-    let resp = tokio::time::timeout(BOUND, sender.send_request(req))
-        .await
-        .expect("answered in time")
-        .expect("an HTTP answer");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut body = resp.into_body();
-    let first = read_exactly(&mut body, fake_daemon::FOLLOW_FIRST.len()).await;
-    assert_eq!(first, fake_daemon::FOLLOW_FIRST);
-    assert!(!fx.fake.logs_closed.is_set(), "the stream is open");
-    drop(body);
-    drop(sender);
-    task.abort();
-    let _ = task.await;
-    let left = Instant::now();
-    assert!(
-        fx.fake.logs_closed.wait(BOUND).await,
-        "the daemon's connection was still open {BOUND:?} after the client left"
-    );
-    eprintln!(
-        "the daemon saw the close {:?} after the client left",
-        left.elapsed()
-    );
+    for container in ["follow", "quiet"] {
+        let fx = fixture(container).await;
+        let (mut sender, task) = connect(fx.addr).await;
+        let req = request(
+            Method::GET,
+            &format!("/v1.41/containers/{container}/logs?follow=1&stdout=1"),
+            empty(),
+        );
+        let resp = tokio::time::timeout(BOUND, sender.send_request(req))
+            .await
+            .expect("answered in time")
+            .expect("an HTTP answer");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut body = resp.into_body();
+        let first = read_exactly(&mut body, fake_daemon::FOLLOW_FIRST.len()).await;
+        assert_eq!(first, fake_daemon::FOLLOW_FIRST);
+        assert!(
+            !fx.fake.logs_closed.is_set(),
+            "{container}: the stream is open"
+        );
+        drop(body);
+        drop(sender);
+        task.abort();
+        let _ = task.await;
+        let left = Instant::now();
+        assert!(
+            fx.fake.logs_closed.wait(BOUND).await,
+            "{container}: the daemon's connection was still open {BOUND:?} after the client left"
+        );
+        eprintln!(
+            "{container}: the daemon saw the close {:?} after the client left",
+            left.elapsed()
+        );
+    }
 }
 
 /// `docker events` then Ctrl-C: the merged stream's feeding connection to

@@ -11,14 +11,16 @@
 //!   [`Fake::release_chunk`], writes [`CHUNK_TWO`] and ends.
 //! - `follow`: `logs` writes [`FOLLOW_FIRST`], then a tick every 100 ms,
 //!   never ending; [`Fake::logs_closed`] says when its body was dropped
-//!   (the connection went away).
+//!   (the connection went away). `quiet`: the same with no ticks.
 //! - `GET /events`: [`EVENT_ONE`], then [`EVENT_TWO`] after
 //!   [`Fake::release_events`], then the end; with `forever=1` in the query,
 //!   [`EVENT_ONE`] and then nothing, never ending ([`Fake::events_closed`]
 //!   says when its body was dropped).
 //! - `hang`: `start` never answers; [`Fake::hang_dropped`] says when the
 //!   call was given up (the connection went away).
-//! - any name: `wait` sends its headers at once and [`WAIT_BODY`] after
+//! - `slowwait`: `wait` answers nothing, headers included, until
+//!   [`Fake::release_wait`], then [`WAIT_BODY`].
+//! - any other name: `wait` sends its headers at once and [`WAIT_BODY`] after
 //!   [`Fake::release_wait`].
 #![allow(dead_code)]
 
@@ -294,6 +296,11 @@ async fn handle(f: Arc<Fake>, mut req: Request<Incoming>) -> Response<FakeBody> 
             })
             .to_string(),
         ),
+        (Method::POST, ["containers", "slowwait", "wait"]) => {
+            f.wait_release.notified().await;
+            f.wait_body_written.set();
+            full(StatusCode::OK, WAIT_BODY)
+        }
         (Method::POST, ["containers", _, "wait"]) => streamed(None, move |tx| async move {
             f.wait_release.notified().await;
             let _ = tx.send(Bytes::from_static(WAIT_BODY)).await;
@@ -348,10 +355,16 @@ async fn handle(f: Arc<Fake>, mut req: Request<Incoming>) -> Response<FakeBody> 
                 f.chunk_two_written.set();
             }
         }),
-        (Method::GET, ["containers", "follow", "logs"]) => {
+        (Method::GET, ["containers", x @ ("follow" | "quiet"), "logs"]) => {
+            let quiet = *x == "quiet";
             let guard = Some((f.clone(), (|f| &f.logs_closed) as fn(&Fake) -> &Flag));
             streamed(guard, move |tx| async move {
                 if tx.send(Bytes::from_static(FOLLOW_FIRST)).await.is_err() {
+                    return;
+                }
+                if quiet {
+                    // A quiet container: nothing more, until the body goes.
+                    tx.closed().await;
                     return;
                 }
                 loop {

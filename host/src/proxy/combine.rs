@@ -94,12 +94,7 @@ pub fn version(p: &Proxy) -> Response<Body> {
 /// 200 with JSON, in inventory order.
 async fn ask_all(p: &Proxy, path: &str) -> Result<Vec<(Backend, Value)>, ProxyError> {
     let backends = p.up_backends().await?;
-    let answers = join_all(
-        backends
-            .iter()
-            .map(|b| backend::call(&b.dial, Method::GET, path, None, p.call_timeout(), LIST_CAP)),
-    )
-    .await;
+    let answers = super::call_each(&backends, Method::GET, path, p.call_timeout(), LIST_CAP).await;
     let mut out = Vec::new();
     for (b, answer) in backends.into_iter().zip(answers) {
         match answer {
@@ -285,17 +280,7 @@ pub async fn list(p: &Proxy, uri: &Uri, kind: ListKind) -> Result<Response<Body>
 pub async fn first_found(p: &Proxy, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
     let path = path_and_query(req.uri());
     let backends = p.up_backends().await?;
-    let answers = join_all(backends.iter().map(|b| {
-        backend::call(
-            &b.dial,
-            Method::GET,
-            &path,
-            None,
-            p.call_timeout(),
-            LIST_CAP,
-        )
-    }))
-    .await;
+    let answers = super::call_each(&backends, Method::GET, &path, p.call_timeout(), LIST_CAP).await;
     let mut first_miss = None;
     for answer in answers.into_iter().flatten() {
         if answer.0 == StatusCode::OK {
@@ -333,17 +318,8 @@ pub async fn image_every(
     }
     let method = req.method().clone();
     let path = path_and_query(req.uri());
-    let answers = join_all(targets.iter().map(|b| {
-        backend::call(
-            &b.dial,
-            method.clone(),
-            &path,
-            None,
-            p.call_timeout(),
-            LIST_CAP,
-        )
-    }))
-    .await;
+    let answers =
+        super::call_each(&targets, method.clone(), &path, p.call_timeout(), LIST_CAP).await;
     let mut removed = Vec::new();
     let mut ok_status = None;
     let mut first_error = None;

@@ -14,11 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
-use super::backend;
 use super::down::DownSet;
 use super::error::ProxyError;
 use super::Proxy;
@@ -126,12 +124,7 @@ fn version_key(v: &str) -> (u32, u32) {
 /// servers found up and those of them whose version is due.
 pub async fn ping_all(p: &Proxy) -> Result<(Vec<super::Backend>, Vec<super::Backend>), ProxyError> {
     let backends = p.backends().await?;
-    let answers = join_all(
-        backends
-            .iter()
-            .map(|b| backend::call(&b.dial, Method::GET, "/_ping", None, CHECK_TIMEOUT, 4096)),
-    )
-    .await;
+    let answers = super::call_each(&backends, Method::GET, "/_ping", CHECK_TIMEOUT, 4096).await;
     let mut up = Vec::new();
     let mut need_version = Vec::new();
     {
@@ -187,17 +180,8 @@ pub async fn refresh_versions(p: &Proxy, backends: &[super::Backend]) {
             }
         }
     }
-    let versions = join_all(backends.iter().map(|b| {
-        backend::call(
-            &b.dial,
-            Method::GET,
-            "/version",
-            None,
-            VERSION_TIMEOUT,
-            1 << 20,
-        )
-    }))
-    .await;
+    let versions =
+        super::call_each(backends, Method::GET, "/version", VERSION_TIMEOUT, 1 << 20).await;
     let mut servers = p.health.servers.write().unwrap_or_else(|e| e.into_inner());
     for (b, answer) in backends.iter().zip(versions) {
         let Some(s) = servers.get_mut(&b.hostname) else {

@@ -13,7 +13,6 @@ use std::sync::Mutex;
 
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
-use futures_util::future::join_all;
 use hyper::Method;
 use serde_json::Value;
 
@@ -122,17 +121,8 @@ pub async fn container(p: &Proxy, version: &str, x: &str) -> Result<Located, Pro
 async fn ask_every_server(p: &Proxy, version: &str, x: &str) -> Result<Located, ProxyError> {
     let backends = p.up_backends().await?;
     let path = format!("{version}/containers/{x}/json");
-    let answers = join_all(backends.iter().map(|b| {
-        backend::call(
-            &b.dial,
-            Method::GET,
-            &path,
-            None,
-            p.call_timeout(),
-            INSPECT_CAP,
-        )
-    }))
-    .await;
+    let answers =
+        super::call_each(&backends, Method::GET, &path, p.call_timeout(), INSPECT_CAP).await;
     let mut found = Vec::new();
     for (b, answer) in backends.iter().zip(answers) {
         if let Ok((StatusCode::OK, body)) = answer {
@@ -220,17 +210,8 @@ pub async fn exec(p: &Proxy, version: &str, id: &str) -> Result<Backend, ProxyEr
     }
     let backends = p.up_backends().await?;
     let path = format!("{version}/exec/{id}/json");
-    let answers = join_all(backends.iter().map(|b| {
-        backend::call(
-            &b.dial,
-            Method::GET,
-            &path,
-            None,
-            p.call_timeout(),
-            INSPECT_CAP,
-        )
-    }))
-    .await;
+    let answers =
+        super::call_each(&backends, Method::GET, &path, p.call_timeout(), INSPECT_CAP).await;
     for (b, answer) in backends.into_iter().zip(answers) {
         if let Ok((StatusCode::OK, _)) = answer {
             p.locator.remember_exec(id, &b.hostname);
@@ -249,17 +230,8 @@ pub async fn image_servers_with_config(
 ) -> Result<(Vec<Backend>, Option<Value>), ProxyError> {
     let backends = p.up_backends().await?;
     let path = format!("{version}/images/{name}/json");
-    let answers = join_all(backends.iter().map(|b| {
-        backend::call(
-            &b.dial,
-            Method::GET,
-            &path,
-            None,
-            p.call_timeout(),
-            INSPECT_CAP,
-        )
-    }))
-    .await;
+    let answers =
+        super::call_each(&backends, Method::GET, &path, p.call_timeout(), INSPECT_CAP).await;
     let mut have = Vec::new();
     let mut config = None;
     for (b, answer) in backends.into_iter().zip(answers) {

@@ -43,6 +43,23 @@ pub use listen::{run, Listen, ProxyConfig};
 use crate::app::App;
 use crate::store::Store;
 
+/// Sends the same body-less call to each of `backends` at once; the
+/// answers come back in their order.
+pub async fn call_each(
+    backends: &[Backend],
+    method: hyper::Method,
+    path: &str,
+    timeout: Duration,
+    cap: usize,
+) -> Vec<Result<(hyper::StatusCode, bytes::Bytes), ProxyError>> {
+    futures_util::future::join_all(
+        backends
+            .iter()
+            .map(|b| backend::call(&b.dial, method.clone(), path, None, timeout, cap)),
+    )
+    .await
+}
+
 /// A server of the inventory as the proxy dials it.
 #[derive(Debug, Clone)]
 pub struct Backend {

@@ -78,7 +78,9 @@ stop_servers() {
   # Whatever still runs from DIR after that would keep its host ports once DIR
   # is gone. conmon runs `podman container cleanup` (which names DIR) when a
   # container exits: give those a few seconds to finish, then kill what is
-  # left (a conmon whose container could not be removed, and its children).
+  # left: a conmon whose container could not be removed, and the conmon of
+  # every `docker exec` (podman 4.3.1 leaves it running after the exec ended,
+  # even once its container is removed).
   local p c
   for _ in $(seq 50); do pgrep -f -- "$dir/s[0-9]" >/dev/null || break; sleep 0.2; done
   for p in $(pgrep -f -- "$dir/s[0-9]" || true); do

@@ -224,7 +224,7 @@ for all in "" -a; do
     rc=0; got=$(dk ps $all -q --no-trunc 2>&1 | sort) || rc=$?
     nservers=$(for i in 1 2 3; do if [ -n "$(on "$i" ps $all -q 2>/dev/null)" ]; then echo "$i"; fi; done | wc -l)
   }
-  check "ps $all lists every container of the servers ($per)" \
+  check "ps${all:+ $all} lists every container of the servers ($per)" \
     "rc=$rc want=$(echo "$want" | cut -c1-12 | tr '\n' ,) got=$(echo "$got" | cut -c1-12 | tr '\n' ,)" \
     test "$rc" -eq 0 -a "$want" = "$got"
   if [ "$all" = -a ]; then check "ps -a spans all 3 servers" "$per" test "$nservers" -eq 3; fi

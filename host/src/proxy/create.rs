@@ -43,6 +43,9 @@ use crate::store::{Saved, Store};
 /// The largest create body read; real ones are about 2 KB.
 pub const CREATE_BODY_CAP: usize = 256 * 1024;
 
+/// Decisions again after the chosen server turned out not to answer.
+const MAX_REDECISIONS: u32 = 2;
+
 /// How long a pull is sent to the server a 404'd create would have gone to.
 const PULL_TTL: Duration = Duration::from_secs(600);
 
@@ -202,6 +205,7 @@ pub async fn create(
         return no_such_image(p, &request, &image).await;
     }
     let mut freed_stale = false;
+    let mut redecisions = 0;
     loop {
         let placed = p.app.place(request.clone()).await.inspect_err(|e| {
             p.metrics.created("host_error");
@@ -240,10 +244,25 @@ pub async fn create(
             }
         };
         // The image lookup asked only the servers up at that moment; the
-        // chosen one may have come back since: ask it before pulling.
-        if !have.iter().any(|h| h.hostname == b.hostname)
-            && !has_image(p, version, &b, &image).await
-        {
+        // chosen one may have come back since, or just gone away: ask it
+        // before pulling. A server that does not take the connection is
+        // down from now on, and the container is decided again without it.
+        let image_there = match have.iter().any(|h| h.hostname == b.hostname) {
+            true => Ok(true),
+            false => has_image(p, version, &b, &image).await,
+        };
+        if let Err(e) = &image_there {
+            route_gone(p, &hostname, &name).await;
+            if redecisions < MAX_REDECISIONS {
+                redecisions += 1;
+                p.health.mark_down(&hostname);
+                eprintln!("flocker proxy: create {name}: {e}; deciding again without {hostname}");
+                continue;
+            }
+            p.metrics.created("server_error");
+            return Err(ProxyError::Unreachable(e.to_string()));
+        }
+        if !matches!(image_there, Ok(true)) {
             if let Err(e) = hidden_pull(p, version, &b, &image).await {
                 route_gone(p, &hostname, &name).await;
                 eprintln!("flocker proxy: create {name}: pulling {image} on {hostname}: {e}");
@@ -260,6 +279,13 @@ pub async fn create(
         copy_header(&parts.headers, breq.headers_mut(), "x-registry-auth");
         let answer = match backend::send(&b.dial, breq, false, Some(p.call_timeout())).await {
             Ok(a) => a,
+            Err(ProxyError::Unreachable(e)) if redecisions < MAX_REDECISIONS => {
+                redecisions += 1;
+                route_gone(p, &hostname, &name).await;
+                p.health.mark_down(&hostname);
+                eprintln!("flocker proxy: create {name}: {e}; deciding again without {hostname}");
+                continue;
+            }
             Err(e) => {
                 route_gone(p, &hostname, &name).await;
                 p.metrics.created("server_error");
@@ -374,13 +400,14 @@ async fn free_stale_route(p: &Proxy, version: &str, name: &str) -> bool {
     }
 }
 
-/// Whether `b` has `image` now.
-async fn has_image(p: &Proxy, version: &str, b: &Backend, image: &str) -> bool {
+/// Whether `b` has `image` now; `Err` when it cannot be reached.
+async fn has_image(p: &Proxy, version: &str, b: &Backend, image: &str) -> Result<bool, ProxyError> {
     let path = format!("{version}/images/{image}/json");
-    matches!(
-        backend::call(&b.dial, Method::GET, &path, None, p.call_timeout(), 4 << 20).await,
-        Ok((StatusCode::OK, _))
-    )
+    match backend::call(&b.dial, Method::GET, &path, None, p.call_timeout(), 4 << 20).await {
+        Ok((status, _)) => Ok(status == StatusCode::OK),
+        Err(e @ ProxyError::Unreachable(_)) => Err(e),
+        Err(_) => Ok(false),
+    }
 }
 
 /// Pulls `image` on `b` and reads the progress to its end; an

@@ -104,6 +104,22 @@ impl Health {
             .unwrap_or_else(|| "1.24".into())
     }
 
+    /// Marks `hostname` down now (a call found its daemon gone), until a
+    /// ping answers again.
+    pub fn mark_down(&self, hostname: &str) {
+        {
+            let mut servers = self.servers.write().unwrap_or_else(|e| e.into_inner());
+            let s = servers.entry(hostname.to_string()).or_default();
+            if s.up {
+                eprintln!("flocker proxy: server {hostname} is down");
+            }
+            s.up = false;
+            s.failures = FAILURES_TO_DOWN;
+            s.version_at = None;
+        }
+        self.down.set(self.down());
+    }
+
     /// The servers decided on as down now.
     pub fn down(&self) -> BTreeSet<String> {
         self.read()

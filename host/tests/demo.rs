@@ -1,4 +1,4 @@
-//! The README's main job, `scripts/demo.sh`, runs and places the app as it says.
+//! The store-only demo, `scripts/demo-store.sh`, runs and places the app as it says.
 
 mod common;
 
@@ -7,11 +7,11 @@ use common::*;
 #[test]
 fn demo_script_places_the_app_and_lists_its_routes() {
     let out = std::process::Command::new("bash")
-        .arg(workspace().join("scripts/demo.sh"))
+        .arg(workspace().join("scripts/demo-store.sh"))
         .env("FLOCKER", BIN)
         .env_remove("FLOCKER_STORE")
         .output()
-        .expect("run scripts/demo.sh");
+        .expect("run scripts/demo-store.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -500,7 +500,36 @@ async fn merged(
 /// passed on), merged, each event marked with its server in
 /// `Actor.Attributes["flocker.server"]`.
 pub async fn events(p: &Arc<Proxy>, uri: &Uri) -> Result<Response<Body>, ProxyError> {
-    let map: LineMap = Arc::new(|b: &Backend, mut v: Value| {
+    // podman 4.3.1 streams nothing for an `until` at or before now (Docker
+    // gives the events up to it): ask the servers until a moment from now
+    // and drop what comes after the client's `until` here.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let until =
+        super::forward::query_param(uri.query(), "until").and_then(|u| u.parse::<f64>().ok());
+    let (path, cutoff) = match until {
+        Some(u) if u <= now + 1.0 => (
+            super::forward::with_query_param(
+                &path_and_query(uri),
+                "until",
+                &format!("{}", now as i64 + 2),
+            ),
+            Some(u),
+        ),
+        _ => (path_and_query(uri), None),
+    };
+    let map: LineMap = Arc::new(move |b: &Backend, mut v: Value| {
+        if let Some(cutoff) = cutoff {
+            let at = v
+                .get("timeNano")
+                .and_then(Value::as_f64)
+                .map(|n| n / 1e9)
+                .or_else(|| v.get("time").and_then(Value::as_f64));
+            if at.is_some_and(|t| t > cutoff) {
+                return None;
+            }
+        }
         if let Some(o) = v.as_object_mut() {
             let actor = o
                 .entry("Actor")
@@ -513,15 +542,7 @@ pub async fn events(p: &Arc<Proxy>, uri: &Uri) -> Result<Response<Body>, ProxyEr
         }
         Some(v)
     });
-    merged(
-        p,
-        Method::GET,
-        path_and_query(uri),
-        Default::default(),
-        map,
-        &[],
-    )
-    .await
+    merged(p, Method::GET, path, Default::default(), map, &[]).await
 }
 
 /// `POST /images/create` on every server: progress merged (each layer's

@@ -174,6 +174,21 @@ pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     })
 }
 
+/// `path?query` with `key` set to `value` (replaced where it was, else
+/// appended).
+pub fn with_query_param(path_and_query: &str, key: &str, value: &str) -> String {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut pairs: Vec<String> = query
+        .split('&')
+        .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some(key))
+        .map(str::to_string)
+        .collect();
+    pairs.push(format!("{key}={}", percent_encode(value)));
+    format!("{path}?{}", pairs.join("&"))
+}
+
 /// `%XX` and `+` decoding of a query value.
 pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -336,6 +351,11 @@ mod tests {
         );
         assert_eq!(query_param(Some("a=1"), "name"), None);
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(
+            with_query_param("/events?since=1&until=2", "until", "9"),
+            "/events?since=1&until=9"
+        );
+        assert_eq!(with_query_param("/events", "until", "9"), "/events?until=9");
         assert_eq!(percent_encode("{\"a\":1}"), "%7B%22a%22%3A1%7D");
     }
 }

@@ -46,23 +46,33 @@ proxy=$(sed -n 's/^listening on //p' "$dir/proxy.out" | head -1)
 [ -n "$proxy" ] || { cat "$dir/proxy.err"; exit 1; }
 echo "# servers: 3 podman $(podman --version | awk '{print $3}'); proxy $proxy; direct $s1; $runs runs"
 
-hyperfine --style basic --warmup 3 --runs "$runs" --export-markdown "$dir/run.md" \
+# Medians from hyperfine's JSON (the goals are stated at the median).
+medians() {
+  python3 - "$1" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"median {r['command']}: {r['median'] * 1000:.1f} ms")
+PY
+}
+
+hyperfine --style basic --warmup 3 --runs "$runs" --export-json "$dir/run.json" \
   -n 'run -d, proxy' "docker -H $proxy run -d --rm localhost/busybox:full true" \
   -n 'run -d, direct' "docker -H $s1 run -d --rm localhost/busybox:full true"
-cat "$dir/run.md"
+medians "$dir/run.json"
 
-# 100 MiB of log lines on s1, created straight there so both paths read the
-# same container.
+# LOGS_MIB MiB of log lines on s1 (default 100), created straight there so
+# both paths read the same container.
+mib=${LOGS_MIB:-100}
 docker -H "$s1" run --name biglog localhost/busybox:full \
-  sh -c 'yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c 104857600' >/dev/null
-hyperfine --style basic --warmup 1 --runs "$(( runs < 10 ? runs : 10 ))" --export-markdown "$dir/logs.md" \
-  -n 'logs 100 MiB, proxy' "docker -H $proxy logs biglog >/dev/null" \
-  -n 'logs 100 MiB, direct' "docker -H $s1 logs biglog >/dev/null"
-cat "$dir/logs.md"
+  sh -c "yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c $((mib << 20))" >/dev/null
+hyperfine --style basic --warmup 1 --runs "$(( runs < 10 ? runs : 10 ))" --export-json "$dir/logs.json" \
+  -n "logs $mib MiB, proxy" "docker -H $proxy logs biglog >/dev/null" \
+  -n "logs $mib MiB, direct" "docker -H $s1 logs biglog >/dev/null"
+medians "$dir/logs.json"
 
 # A few containers on every server for the lists.
 for i in 1 2 3 4 5 6; do docker -H "$proxy" run -d --name "list.$i" localhost/busybox:full true >/dev/null; done
-hyperfine --style basic --warmup 3 --runs "$runs" --export-markdown "$dir/ps.md" \
+hyperfine --style basic --warmup 3 --runs "$runs" --export-json "$dir/ps.json" \
   -n 'ps -a, proxy (3 servers)' "docker -H $proxy ps -a" \
   -n 'ps -a, direct (1 server)' "docker -H $s1 ps -a"
-cat "$dir/ps.md"
+medians "$dir/ps.json"

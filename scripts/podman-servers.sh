@@ -40,7 +40,7 @@ usage() {
 # wedged podman must not hang CI.
 pm() {
   local i=$1; shift
-  CONTAINERS_CONF="$dir/containers.conf" timeout 60 podman \
+  CONTAINERS_CONF="$dir/containers.conf" CONTAINERS_REGISTRIES_CONF="$dir/registries.conf" timeout 60 podman \
     --root "$dir/s$i/root" --runroot "$dir/s$i/run" --tmpdir "$dir/s$i/tmp" "$@"
 }
 
@@ -162,6 +162,16 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 EOF
 
+  # A registry on loopback (the e2e test's, at PODMAN_REGISTRY, default
+  # 127.0.0.1:23790) is plain HTTP: every server may pull from it without TLS.
+  cat >"$dir/registries.conf" <<EOF
+unqualified-search-registries = []
+
+[[registry]]
+location = "${PODMAN_REGISTRY:-127.0.0.1:23790}"
+insecure = true
+EOF
+
   # Each server gets its own --tmpdir: services sharing one share /run/libpod,
   # and so each other's event log.
   for i in $(seq "$n"); do
@@ -170,7 +180,7 @@ EOF
     echo "$port" >"$dir/s$i/port"
     # setsid: its own session, so a Ctrl-C meant for the caller or the end
     # of the caller's shell does not stop it; `stop` does.
-    CONTAINERS_CONF="$dir/containers.conf" setsid podman \
+    CONTAINERS_CONF="$dir/containers.conf" CONTAINERS_REGISTRIES_CONF="$dir/registries.conf" setsid podman \
       --root "$dir/s$i/root" --runroot "$dir/s$i/run" --tmpdir "$dir/s$i/tmp" \
       system service --time=0 "tcp:127.0.0.1:$port" \
       </dev/null >"$dir/s$i/service.log" 2>&1 &

@@ -316,6 +316,32 @@ else
     test "$rc" -ne 124 -a -n "$(has "$out" 'localhost/busybox' && echo y)"
 fi
 
+# The image-not-there path with a real registry on loopback (Debian's
+# docker-registry): the create answers 404, the CLI pulls, the pull goes to
+# the server the decision chose and to no other, the create is tried again.
+if command -v docker-registry >/dev/null; then
+  reg=${PODMAN_REGISTRY:-127.0.0.1:23790}
+  mkdir -p "$D/registry"
+  printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+    "$D/registry" "$reg" >"$D/registry.yml"
+  docker-registry serve "$D/registry.yml" >"$D/registry.log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 50); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.2; done
+  rc=0; out=$(CONTAINERS_CONF="$SERVERS/containers.conf" CONTAINERS_REGISTRIES_CONF="$SERVERS/registries.conf" \
+    timeout 60 podman --root "$SERVERS/s1/root" --runroot "$SERVERS/s1/run" --tmpdir "$SERVERS/s1/tmp" \
+    push --tls-verify=false localhost/busybox:full "$reg/pulltest:1" 2>&1) || rc=$?
+  check "a test image is pushed to the registry at $reg" "rc=$rc $out" test "$rc" -eq 0
+  rc=0; out=$(dk run --name pulled.1 "$reg/pulltest:1" echo pulled-ok 2>&1) || rc=$?
+  srv=$(route pulled.1 server)
+  have=""
+  for i in 1 2 3; do
+    on "$i" image inspect "$reg/pulltest:1" >/dev/null 2>&1 && have="$have s$i"
+  done
+  check "run of an image no server has: 404, the CLI pulls, the create lands (on $srv)" "rc=$rc $out" \
+    test "$rc" -eq 0 -a -n "$(has "$out" '^pulled-ok$' && echo y)" -a -n "$(has "$out" 'Unable to find image' && echo y)"
+  check "the pull went only to the chosen server ($srv; the image is on:$have)" "$have" test "$have" = " $srv"
+fi
+
 rc=0; out=$(dk images --format '{{.Repository}}:{{.Tag}} {{.ID}}' 2>&1) || rc=$?
 check "images lists localhost/auth:1 and localhost/busybox:full once each" "rc=$rc $out" \
   test "$rc" -eq 0 -a "$(grep -c '^localhost/auth:1 ' <<<"$out")" -eq 1 -a "$(grep -c '^localhost/busybox:full ' <<<"$out")" -eq 1

@@ -28,7 +28,7 @@ dir=$(mktemp -d /tmp/flocker-bench.XXXXXX)
 servers="$dir/servers"
 proxy_pid=
 cleanup() {
-  [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
+  if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null || true; fi
   scripts/podman-servers.sh stop "$servers" >/dev/null 2>&1 || true
   rm -rf "$dir"
 }

@@ -389,6 +389,29 @@ check "--link nosuch fails naming the link, without a pull" "rc=$rc $out; proxy 
   test "$rc" -ne 0 -a -n "$(has "$out" nosuch && echo y)" -a -z "$(has "$out" 'Unable to find image' && echo y)" \
   -a "$pullreq" -eq 0 -a "$(where bad.1)" = none
 
+# --- nothing leaks -----------------------------------------------------------------
+# After every run, --rm, rm -f and rerun above, the live routes are exactly
+# the containers that exist on the servers (events are read a moment late:
+# a few seconds are allowed).
+live_routes() {
+  flocker routes ls --store "$STORE" --json 2>/dev/null | python3 -c '
+import json, sys
+rs = json.load(sys.stdin).get("containers", {})
+print("\n".join(sorted(n for n, r in rs.items() if r.get("state") == "live")))'
+}
+on_servers() {
+  local i
+  for i in 1 2 3; do on "$i" ps -a --format '{{.Names}}' 2>/dev/null; done | sort
+}
+for _ in $(seq 25); do
+  routes_now=$(live_routes); containers_now=$(on_servers)
+  [ "$routes_now" = "$containers_now" ] && break
+  sleep 0.2
+done
+check "the live routes are exactly the containers on the servers ($(grep -c . <<<"$routes_now"))" \
+  "routes: $(tr '\n' ' ' <<<"$routes_now") containers: $(tr '\n' ' ' <<<"$containers_now")" \
+  test "$routes_now" = "$containers_now"
+
 # --- two proxies on one etcd ---------------------------------------------------------
 ec=$(free_port) ep=$(free_port)
 etcd --name e2e --data-dir "$D/etcd" \

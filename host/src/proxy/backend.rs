@@ -229,6 +229,52 @@ impl Answer {
     }
 }
 
+/// The JSON values of a stream whose chunks may cut a value anywhere
+/// (events, pull progress): feed it chunks, take the complete values.
+pub struct JsonValues {
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl JsonValues {
+    /// At most `cap` bytes of an unfinished value are held.
+    pub fn new(cap: usize) -> JsonValues {
+        JsonValues {
+            buf: Vec::new(),
+            cap,
+        }
+    }
+
+    /// The values `chunk` completes, and an error when the stream cannot go
+    /// on: a value that is not JSON, or one longer than the cap.
+    pub fn push(&mut self, chunk: &[u8]) -> (Vec<serde_json::Value>, Option<String>) {
+        self.buf.extend_from_slice(chunk);
+        let mut values = Vec::new();
+        let mut consumed = 0;
+        let mut error = None;
+        let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter();
+        loop {
+            match it.next() {
+                Some(Ok(v)) => {
+                    consumed = it.byte_offset();
+                    values.push(v);
+                }
+                Some(Err(e)) if e.is_eof() => break,
+                Some(Err(e)) => {
+                    error = Some(format!("not JSON: {e}"));
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.buf.drain(..consumed);
+        if error.is_none() && self.buf.len() > self.cap {
+            error = Some(format!("a value over {} bytes", self.cap));
+        }
+        (values, error)
+    }
+}
+
 /// Sends `req` to the daemon at `dial` on a new connection. With `upgrades`
 /// the connection can be taken over after a 101 (attach, exec start).
 /// `timeout` bounds the wait for the response headers; None for calls
@@ -313,6 +359,18 @@ pub async fn call(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_values_cut_anywhere() {
+        let mut v = JsonValues::new(64);
+        let (a, e) = v.push(br#"{"a":1}{"b""#);
+        assert_eq!((a.len(), e), (1, None));
+        let (b, e) = v.push(b":2}\n");
+        assert_eq!(b, vec![serde_json::json!({"b": 2})]);
+        assert!(e.is_none());
+        assert!(v.push(b"]").1.is_some());
+        assert!(JsonValues::new(4).push(br#"{"long""#).1.is_some());
+    }
 
     #[test]
     fn docker_urls() {

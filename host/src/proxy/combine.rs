@@ -388,7 +388,7 @@ async fn feed(b: Backend, answer: Answer, map: LineMap, tx: mpsc::Sender<Bytes>)
     let Answer { response, conn } = answer;
     let _conn = conn;
     let mut body = response.into_body();
-    let mut buf: Vec<u8> = Vec::new();
+    let mut values = backend::JsonValues::new(16 << 20);
     loop {
         let frame = tokio::select! {
             f = body.frame() => f,
@@ -398,37 +398,18 @@ async fn feed(b: Backend, answer: Answer, map: LineMap, tx: mpsc::Sender<Bytes>)
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        buf.extend_from_slice(&data);
-        let mut consumed = 0;
-        {
-            let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
-            loop {
-                match it.next() {
-                    Some(Ok(v)) => {
-                        consumed = it.byte_offset();
-                        if let Some(out) = map(&b, v) {
-                            let mut line = out.to_string().into_bytes();
-                            line.push(b'\n');
-                            if tx.send(Bytes::from(line)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Some(Err(e)) if e.is_eof() => break,
-                    Some(Err(e)) => {
-                        eprintln!("flocker proxy: {} sent a bad stream: {e}", b.hostname);
-                        return;
-                    }
-                    None => break,
+        let (complete, error) = values.push(&data);
+        for v in complete {
+            if let Some(out) = map(&b, v) {
+                let mut line = out.to_string().into_bytes();
+                line.push(b'\n');
+                if tx.send(Bytes::from(line)).await.is_err() {
+                    return;
                 }
             }
         }
-        buf.drain(..consumed);
-        if buf.len() > 16 << 20 {
-            eprintln!(
-                "flocker proxy: {} sent an over-long stream line",
-                b.hostname
-            );
+        if let Some(e) = error {
+            eprintln!("flocker proxy: {} sent a bad stream: {e}", b.hostname);
             return;
         }
     }

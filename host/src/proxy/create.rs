@@ -217,14 +217,9 @@ pub async fn create(
                 freed_stale = true;
                 continue;
             }
-            let message = output
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .unwrap_or("the policy refused the container")
-                .to_string();
-            p.metrics.created(&kind);
-            eprintln!("flocker proxy: create {name}: {kind}: {message}");
-            return Err(ProxyError::Decision { kind, message });
+            let e = refused(p, kind, output);
+            eprintln!("flocker proxy: create {name}: {e}");
+            return Err(e);
         }
         let hostname = output
             .pointer("/server/hostname")
@@ -263,7 +258,7 @@ pub async fn create(
             return Err(ProxyError::Unreachable(e.to_string()));
         }
         if !matches!(image_there, Ok(true)) {
-            if let Err(e) = hidden_pull(p, version, &b, &image).await {
+            if let Err(e) = hidden_pull(version, &b, &image).await {
                 route_gone(p, &hostname, &name).await;
                 eprintln!("flocker proxy: create {name}: pulling {image} on {hostname}: {e}");
                 p.pulls.expect_pull(&image, &hostname);
@@ -342,6 +337,17 @@ fn create_path(version: &str, query: Option<&str>, name: &str) -> String {
     format!("{version}/containers/create?{}", pairs.join("&"))
 }
 
+/// A decision error as the proxy answers it, counted.
+fn refused(p: &Proxy, kind: String, output: &Value) -> ProxyError {
+    let message = output
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap_or("the policy refused the container")
+        .to_string();
+    p.metrics.created(&kind);
+    ProxyError::Decision { kind, message }
+}
+
 /// No server has the image: decide (without saving) where it would go, so
 /// the CLI's pull goes there, and answer 404. A decision error is answered
 /// as itself, so a bad link never sets off a pull.
@@ -353,14 +359,7 @@ async fn no_such_image(
     let cluster = p.cluster().await?;
     let decided = p.app.engine.decide(&cluster, request)?;
     if let Some(kind) = decided.error_kind {
-        let message = decided
-            .output
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        p.metrics.created(&kind);
-        return Err(ProxyError::Decision { kind, message });
+        return Err(refused(p, kind, &decided.output));
     }
     if let Some(h) = decided
         .output
@@ -412,7 +411,7 @@ async fn has_image(p: &Proxy, version: &str, b: &Backend, image: &str) -> Result
 
 /// Pulls `image` on `b` and reads the progress to its end; an
 /// `errorDetail` in it is the error.
-async fn hidden_pull(p: &Proxy, version: &str, b: &Backend, image: &str) -> Result<(), ProxyError> {
+async fn hidden_pull(version: &str, b: &Backend, image: &str) -> Result<(), ProxyError> {
     let (from, tag) = split_tag(image);
     let mut path = format!("{version}/images/create?fromImage={}", percent_encode(from));
     if let Some(t) = tag {
@@ -428,7 +427,6 @@ async fn hidden_pull(p: &Proxy, version: &str, b: &Backend, image: &str) -> Resu
         64 << 20,
     )
     .await?;
-    let _ = p;
     let text = String::from_utf8_lossy(&body);
     if !status.is_success() {
         return Err(ProxyError::Backend(format!(

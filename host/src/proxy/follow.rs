@@ -61,29 +61,20 @@ async fn watch(p: &Proxy, b: &Backend) {
     let backend::Answer { response, conn } = answer;
     let _conn = conn;
     let mut body = response.into_body();
-    let mut buf: Vec<u8> = Vec::new();
+    let mut values = backend::JsonValues::new(1 << 20);
     while let Some(Ok(frame)) = body.frame().await {
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        buf.extend_from_slice(&data);
-        let mut consumed = 0;
-        let mut events = Vec::new();
-        {
-            let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
-            while let Some(Ok(v)) = it.next() {
-                consumed = it.byte_offset();
-                events.push(v);
-            }
-        }
-        buf.drain(..consumed);
+        let (events, error) = values.push(&data);
         for e in events {
             if let Some(t) = e.get("time").and_then(Value::as_i64) {
                 lock(&p.watchers.last).insert(b.hostname.clone(), t);
             }
             on_event(p, b, &e).await;
         }
-        if buf.len() > 1 << 20 {
+        if let Some(e) = error {
+            eprintln!("flocker proxy: {}'s events: {e}", b.hostname);
             return;
         }
     }

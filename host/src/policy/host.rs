@@ -228,6 +228,9 @@ impl PolicyHost {
                 pending.push(Change::UpsertServer(s));
             }
         }
+        // Through a plain reference, so the state and the overlay it holds
+        // can be borrowed apart.
+        let slot = &mut *slot;
         let Some(state) = slot.state.as_mut() else {
             return Err(PolicyError::Refused("no resident state".into()));
         };
@@ -236,9 +239,6 @@ impl PolicyHost {
             return Err(e);
         }
         slot.down.clone_from(down);
-        let Some(state) = slot.state.as_mut() else {
-            return Err(PolicyError::Refused("no resident state".into()));
-        };
         state.decide(request)
     }
 

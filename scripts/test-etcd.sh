@@ -11,4 +11,4 @@ if ! command -v "${FLOCKER_ETCD:-etcd}" >/dev/null; then
   exit 1
 fi
 cargo build -p flocker-host --bin flocker
-cargo test -p flocker-tests --test etcd_store --test etcd_faults --test etcd_race "$@"
+cargo test -p flocker-tests --test etcd "$@"

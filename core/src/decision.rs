@@ -9,6 +9,8 @@ use crate::cluster::Cluster;
 use crate::env::{merge_image_env, Appender};
 use crate::error::DecisionError;
 use crate::explain::Explain;
+use crate::links::Target as LinkTarget;
+use crate::pins::Restriction;
 use crate::port::Port;
 use crate::publishing::HostPorts;
 use crate::request::{NetworkMode, Request};
@@ -109,23 +111,14 @@ impl Cluster {
         request: &Value,
         down: &BTreeSet<String>,
     ) -> Result<Decision, DecisionError> {
-        let req = Request::parse(request)?;
-        if let Some(name) = &req.name {
-            if let Some(live) = self.live_route(&name.id) {
-                return Err(DecisionError::NameInUse {
-                    name: name.id.clone(),
-                    server: live.server.clone(),
-                });
-            }
-        }
-        let restriction = pins::restriction(self, &req, down)?;
-        let targets = req
-            .links
-            .iter()
-            .map(|l| links::resolve(self, l, req.name.as_ref()).map(|t| (l, t)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let ports = HostPorts::of(&req);
-        let (server, usage, explain) = routing::choose(self, &req, &restriction, &ports, down)?;
+        let Prepared {
+            req,
+            restriction,
+            targets,
+            ports,
+        } = self.prepare(request, down)?;
+        let (server, usage, explain) =
+            routing::choose(self, &req, &restriction, &ports, down, |_, _| {})?;
         let host_ports = ports.assign(server, &usage.ports).map_err(|reason| {
             // `choose` only returns a server that passed the same check.
             DecisionError::NoEligibleServer {
@@ -140,7 +133,7 @@ impl Cluster {
         }
         let mut links_env = Vec::new();
         let linker = req.name.as_ref().map(|n| n.id.as_str());
-        for (link, target) in &targets {
+        for (link, target) in req.links.iter().zip(&targets) {
             for entry in links::link_env(self, link, target, linker) {
                 if env.push(entry.clone()) {
                     links_env.push(entry);
@@ -171,6 +164,91 @@ impl Cluster {
             links_env,
             route,
             explain,
+        })
+    }
+
+    /// The rules before routing, in their fixed order: bad input, name,
+    /// `VIKING_SERVER` and pins, links; then the host ports asked for.
+    fn prepare<'r>(
+        &'r self,
+        request: &'r Value,
+        down: &BTreeSet<String>,
+    ) -> Result<Prepared<'r>, DecisionError> {
+        let req = Request::parse(request)?;
+        if let Some(name) = &req.name {
+            if let Some(live) = self.live_route(&name.id) {
+                return Err(DecisionError::NameInUse {
+                    name: name.id.clone(),
+                    server: live.server.clone(),
+                });
+            }
+        }
+        let restriction = pins::restriction(self, &req, down)?;
+        let targets = req
+            .links
+            .iter()
+            .map(|l| links::resolve(self, l, req.name.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ports = HostPorts::of(&req);
+        Ok(Prepared {
+            req,
+            restriction,
+            targets,
+            ports,
+        })
+    }
+
+    /// Every server as routing saw `request` (`{name, container, image}`),
+    /// in hostname order: removed with its reason, or eligible with its
+    /// sort key, and which one was chosen. This is for tools that show why
+    /// (`flocker explain`); it is not part of the SPEC output. A request
+    /// that fails before routing (bad input, name in use, pins, links) is
+    /// that error, as [`Cluster::decide`] gives it.
+    ///
+    /// ```
+    /// use flocker_core::{Cluster, Verdict};
+    /// use serde_json::json;
+    ///
+    /// let cluster = Cluster::from_snapshot(&json!({"inventory": [
+    ///     {"hostname": "node1", "address": "10.0.0.1", "containers": 3},
+    ///     {"hostname": "node2", "address": "10.0.0.2", "containers": 1},
+    ///     {"hostname": "node3", "address": "10.0.0.3", "tags": ["hdd"]},
+    /// ]}))?;
+    /// let request = json!({"name": "web.1",
+    ///     "container": {"Image": "nginx", "Env": ["VIKING_TAGS=!hdd"]}});
+    /// let ranking = cluster.rank(&request)?;
+    /// assert_eq!(ranking.chosen.as_deref(), Some("node2"));
+    /// assert_eq!(ranking.servers[0].verdict, Verdict::Eligible { load: 3, same_service: 0 });
+    /// assert_eq!(ranking.servers[2].verdict, Verdict::Removed("has tag !hdd".into()));
+    /// # Ok::<(), flocker_core::DecisionError>(())
+    /// ```
+    pub fn rank(&self, request: &Value) -> Result<Ranking, DecisionError> {
+        let none = BTreeSet::new();
+        let Prepared {
+            req,
+            restriction,
+            ports,
+            ..
+        } = self.prepare(request, &none)?;
+        let mut servers = Vec::with_capacity(self.server_count());
+        let chosen = routing::choose(self, &req, &restriction, &ports, &none, |s, outcome| {
+            servers.push(Ranked {
+                hostname: s.hostname.clone(),
+                verdict: match outcome {
+                    Ok((load, same_service)) => Verdict::Eligible { load, same_service },
+                    Err(reason) => Verdict::Removed(reason.to_string()),
+                },
+            })
+        });
+        let (chosen, summary) = match chosen {
+            Ok((server, _, explain)) => (Some(server.hostname.clone()), explain.summary),
+            Err(DecisionError::NoEligibleServer { explain }) => (None, explain.summary),
+            Err(e) => return Err(e),
+        };
+        Ok(Ranking {
+            servers,
+            chosen,
+            summary,
         })
     }
 
@@ -292,4 +370,43 @@ fn unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
         }
     }
     out
+}
+
+/// What [`Cluster::prepare`] found: the parsed request, where it may go,
+/// its links' targets and the host ports it asks for.
+struct Prepared<'r> {
+    req: Request<'r>,
+    restriction: Restriction,
+    /// The target of each of `req.links`, in order.
+    targets: Vec<LinkTarget<'r>>,
+    ports: HostPorts,
+}
+
+/// [`Cluster::rank`]'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranking {
+    /// Every server, in hostname order.
+    pub servers: Vec<Ranked>,
+    /// The server the decision takes; None when none is eligible.
+    pub chosen: Option<String>,
+    /// The explanation's summary, as in the SPEC output.
+    pub summary: String,
+}
+
+/// One server in a [`Ranking`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranked {
+    pub hostname: String,
+    pub verdict: Verdict,
+}
+
+/// How routing saw one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Removed by a routing rule; the reason reads as in `explain.rejected`.
+    Removed(String),
+    /// Eligible, with its sort key: the fewest `load` wins, then the fewest
+    /// `same_service` (live members of the request's service), then the
+    /// smallest hostname.
+    Eligible { load: u64, same_service: u64 },
 }

@@ -86,6 +86,20 @@ impl DecisionError {
         }
     }
 
+    /// Every [`DecisionError::kind`], in SPEC order: a closed set that
+    /// hosts label their metrics with.
+    pub const KINDS: &'static [&'static str] = &[
+        "invalid_request",
+        "invalid_name",
+        "name_in_use",
+        "unknown_server",
+        "unknown_container",
+        "unknown_link",
+        "conflicting_pins",
+        "pinned_server_unavailable",
+        "no_eligible_server",
+    ];
+
     /// The SPEC `kind` string of this error.
     pub fn kind(&self) -> &'static str {
         match self {

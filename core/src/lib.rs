@@ -11,6 +11,7 @@
 //! - [`Cluster`]: the cluster parsed once and kept current with [`Change`]s,
 //!   deciding requests of only `{name, container, image}`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod cluster;
 mod decision;
@@ -32,7 +33,7 @@ mod server;
 pub mod testgen;
 
 pub use cluster::{Change, Cluster};
-pub use decision::{Decision, ServerRef};
+pub use decision::{Decision, Ranked, Ranking, ServerRef, Verdict};
 pub use error::{DecisionError, Pin};
 pub use explain::Explain;
 pub use naming::ContainerName;

@@ -65,29 +65,38 @@ fn is_full(server: &Server, usage: &Usage) -> bool {
             .is_some_and(|max| load(server, usage) >= max)
 }
 
+/// The sort key of an eligible server: its load, then its live members of
+/// the request's service. The smallest key wins; hostname breaks ties.
+pub(crate) type SortKey = (u64, u64);
+
 /// Picks the server: the fewest containers, then the fewest live members of
 /// the same service, then the smallest hostname.
 /// `down` names servers to treat as down beside those whose record says so.
+/// `seen` is told each server's outcome in hostname order (its sort key, or
+/// why it was removed); deciding passes a no-op, which compiles away.
 pub(crate) fn choose<'c>(
     cluster: &'c Cluster,
     req: &Request,
     restriction: &Restriction,
     ports: &HostPorts,
     down: &BTreeSet<String>,
+    mut seen: impl FnMut(&'c Server, Result<SortKey, &str>),
 ) -> Result<(&'c Server, &'c Usage, Explain), DecisionError> {
     let service = req.name.as_ref().map(|n| n.service.as_str());
     let mut rejected = Vec::new();
-    let mut best: Option<((u64, u64), &Server, &Usage)> = None;
+    let mut best: Option<(SortKey, &Server, &Usage)> = None;
     let mut spread = Spread::new(service.and_then(|s| cluster.spread(s)));
     let mut down_walk = down.iter().peekable();
     for (server, usage) in cluster.servers_with_usage() {
         let is_down = server.down || advance_to(&mut down_walk, &server.hostname);
         if let Some(reason) = rejection(server, usage, is_down, req, restriction, ports) {
+            seen(server, Err(&reason));
             rejected.push((server.hostname.clone(), reason));
             continue;
         }
         let same_service = spread.count(&server.hostname);
         let key = (load(server, usage), same_service);
+        seen(server, Ok(key));
         // Servers come in hostname order, so a strict `<` keeps the smallest
         // hostname among equal keys.
         if best.as_ref().is_none_or(|(k, _, _)| key < *k) {

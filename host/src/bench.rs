@@ -14,60 +14,83 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use clap::Args;
-use flocker_core::Server;
-use serde_json::json;
+use std::path::PathBuf;
 
-use crate::cli::{Failure, EXIT_OK};
-use crate::place::{self, Engine, Native};
+use flocker_core::Server;
+use serde_json::{json, Value};
+
+use crate::engine::{Engine, EngineError, Native};
+use crate::place::{PlaceError, Placer};
 use crate::store::any::AnyStore;
 use crate::store::url::StoreUrl;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
-#[derive(Args, Debug)]
-pub struct BenchArgs {
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
     /// The store to write into; a scratch embedded store when absent.
-    #[arg(long)]
-    pub store: Option<String>,
+    pub store: Option<StoreUrl>,
     /// Containers to place.
-    #[arg(long, default_value_t = 2000)]
     pub count: u32,
     /// Servers to seed.
-    #[arg(long, default_value_t = 10)]
     pub servers: u32,
     /// Places running at once.
-    #[arg(long, default_value_t = 1)]
     pub concurrency: u32,
     /// Skip measuring the decide-only rate.
-    #[arg(long)]
     pub place_only: bool,
 }
 
-pub async fn run(args: BenchArgs) -> Result<i32, Failure> {
-    let scratch = match &args.store {
-        Some(_) => None,
-        None => {
-            let dir = std::env::temp_dir().join(format!("flocker-bench-{}", std::process::id()));
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
-            Some(dir)
-        }
-    };
-    let url = match (&args.store, &scratch) {
-        (Some(s), _) => StoreUrl::parse(s)?,
-        (None, Some(dir)) => StoreUrl::File(dir.join("bench.redb")),
-        (None, None) => return Err(Failure::failed("no store")),
-    };
-    let result = bench(&url, &args).await;
-    if let Some(dir) = scratch {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    let report = result?;
-    println!("{report}");
-    Ok(EXIT_OK)
+/// Why a bench run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Place(#[from] PlaceError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A bench request or server was refused, or a place not saved.
+    #[error("bench request refused: {0}")]
+    Refused(Value),
+    /// The scratch files could not be made or written.
+    #[error("{}: {source}", path.display())]
+    Scratch {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("a bench task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
-async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Failure> {
+/// Runs the bench; the report is the JSON line `flocker bench` prints.
+pub async fn run(config: &BenchConfig) -> Result<Value, BenchError> {
+    let (url, scratch_dir) = match &config.store {
+        Some(u) => (u.clone(), None),
+        None => {
+            let dir = std::env::temp_dir().join(format!("flocker-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|e| scratch(&dir, e))?;
+            (StoreUrl::File(dir.join("bench.redb")), Some(dir))
+        }
+    };
+    let result = bench(&url, config).await;
+    if let Some(dir) = scratch_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+fn scratch(
+    path: &std::path::Path,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> BenchError {
+    BenchError::Scratch {
+        path: path.to_path_buf(),
+        source: e.into(),
+    }
+}
+
+async fn bench(url: &StoreUrl, args: &BenchConfig) -> Result<Value, BenchError> {
     let store = Arc::new(AnyStore::open(url).await?);
     let servers: Vec<Server> = (0..args.servers.max(1))
         .map(|i| {
@@ -76,9 +99,9 @@ async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Fa
                         "port_range": [10000, 65000]}),
                 "bench",
             )
-            .map_err(|e| Failure::failed(e.to_string()))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .map_err(|e| BenchError::Refused(e.to_value()))?;
     store.put_servers(&servers).await?;
     let run = std::process::id();
 
@@ -91,14 +114,9 @@ async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Fa
     };
     let t = Instant::now();
     for i in 0..n {
-        let d = Native
-            .decide(&cluster, &request(run, i))
-            .map_err(|e| Failure::failed(e.to_string()))?;
+        let d = Native.decide(&cluster, &request(run, i))?;
         if d.is_error() {
-            return Err(Failure::failed(format!(
-                "bench decision failed: {}",
-                d.output
-            )));
+            return Err(BenchError::Refused(d.output));
         }
     }
     let decide_rate = f64::from(n) / t.elapsed().as_secs_f64().max(1e-9);
@@ -128,8 +146,7 @@ async fn bench(url: &StoreUrl, args: &BenchArgs) -> Result<serde_json::Value, Fa
                 let res = r.write(from, to);
                 (r, res.map(|_| t.elapsed().as_secs_f64()))
             })
-            .await
-            .map_err(|e| Failure::failed(e.to_string()))?;
+            .await?;
             raw_secs += took?;
             raw = Some(r);
         }
@@ -162,40 +179,27 @@ async fn place_range(
     from: u32,
     to: u32,
     conc: u32,
-) -> Result<u64, Failure> {
-    let placer = match &**store {
-        AnyStore::File(fs) => Some(
-            fs.placer(Arc::new(Native), 64, 256)
-                .map_err(|e| Failure::failed(e.to_string()))?,
-        ),
-        AnyStore::Etcd(_) => None,
-    };
+) -> Result<u64, BenchError> {
+    let placer = Placer::new(store.clone(), Arc::new(Native), 64, 256)?;
     let mut tasks = Vec::new();
     for w in 0..conc {
-        let store = store.clone();
         let placer = placer.clone();
         tasks.push(tokio::spawn(async move {
             let mut retries = 0u64;
             for i in (from + w..to).step_by(conc as usize) {
                 let r = request(run, i);
-                let p = match &placer {
-                    Some(placer) => placer.place(r).await?,
-                    None => place::place(&*store, &Native, &r, 64).await?,
-                };
+                let p = placer.place(r).await?;
                 if !p.saved {
-                    return Err(place::PlaceError::Engine(format!(
-                        "not saved: {}",
-                        p.decided.output
-                    )));
+                    return Err(BenchError::Refused(p.decided.output));
                 }
                 retries += u64::from(p.retries);
             }
-            Ok::<u64, place::PlaceError>(retries)
+            Ok::<u64, BenchError>(retries)
         }));
     }
     let mut retries = 0;
     for t in tasks {
-        retries += t.await.map_err(|e| Failure::failed(e.to_string()))??;
+        retries += t.await??;
     }
     Ok(retries)
 }
@@ -203,25 +207,23 @@ async fn place_range(
 /// A scratch redb file written the way the embedded store writes.
 struct RawFile {
     db: redb::Database,
-    path: std::path::PathBuf,
+    path: PathBuf,
 }
 
 const RAW: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("raw");
 
 impl RawFile {
-    fn open(path: std::path::PathBuf) -> Result<RawFile, Failure> {
-        let err = |e: &dyn std::fmt::Display| Failure::failed(format!("{}: {e}", path.display()));
+    fn open(path: PathBuf) -> Result<RawFile, BenchError> {
         let db = redb::Builder::new()
             .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
             .create(&path)
-            .map_err(|e| err(&e))?;
+            .map_err(|e| scratch(&path, e))?;
         Ok(RawFile { db, path })
     }
 
     /// One transaction per `i`: a route-sized record and a port claim.
-    fn write(&self, from: u32, to: u32) -> Result<(), Failure> {
-        let err =
-            |e: &dyn std::fmt::Display| Failure::failed(format!("{}: {e}", self.path.display()));
+    fn write(&self, from: u32, to: u32) -> Result<(), BenchError> {
+        let err = |e: &dyn std::fmt::Display| scratch(&self.path, e.to_string());
         for i in from..to {
             let txn = self.db.begin_write().map_err(|e| err(&e))?;
             {
@@ -247,7 +249,7 @@ impl RawFile {
 }
 
 /// The bench request number `i` of run `run`: a named container publishing one port.
-fn request(run: u32, i: u32) -> serde_json::Value {
+fn request(run: u32, i: u32) -> Value {
     json!({"name": format!("bench-{run}.{i}"), "container": {"Image": "bench"},
            "image": {"Config": {"ExposedPorts": {"8080/tcp": {}}}}})
 }

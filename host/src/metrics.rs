@@ -10,25 +10,6 @@ pub const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-/// Error kinds counted under their own label; anything else (a custom
-/// policy module may answer any kind) is counted as `other`, so a module
-/// cannot grow the label set without bound.
-pub const KNOWN_KINDS: &[&str] = &[
-    "invalid_request",
-    "invalid_name",
-    "name_in_use",
-    "unknown_server",
-    "unknown_container",
-    "unknown_link",
-    "conflicting_pins",
-    "pinned_server_unavailable",
-    "no_eligible_server",
-    "invalid_body",
-    "store_unavailable",
-    "save_conflict",
-    "policy_failed",
-];
-
 #[derive(Default)]
 struct Inner {
     /// (endpoint, outcome) -> count; outcome is `decision` or `error`.
@@ -46,12 +27,32 @@ struct Inner {
 }
 
 /// Counters of one `flocker serve`.
-#[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// Error kinds counted under their own label; anything else (a custom
+    /// policy module may answer any kind) is counted as `other`, so a
+    /// module cannot grow the label set without bound.
+    known: Vec<&'static str>,
 }
 
 impl Metrics {
+    /// Counters that label errors of the `known` kinds by name.
+    pub fn new(known: impl IntoIterator<Item = &'static str>) -> Metrics {
+        Metrics {
+            inner: Mutex::default(),
+            known: known.into_iter().collect(),
+        }
+    }
+
+    /// `kind` when it is one of the known kinds, else `other`.
+    pub fn label<'a>(&self, kind: &'a str) -> &'a str {
+        if self.known.contains(&kind) {
+            kind
+        } else {
+            "other"
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut g)
@@ -65,7 +66,7 @@ impl Metrics {
                 .entry((endpoint.to_string(), outcome.to_string()))
                 .or_insert(0) += 1;
             if let Some(k) = kind {
-                let k = if KNOWN_KINDS.contains(&k) { k } else { "other" };
+                let k = if self.known.contains(&k) { k } else { "other" };
                 *m.errors
                     .entry((endpoint.to_string(), k.to_string()))
                     .or_insert(0) += 1;
@@ -169,7 +170,7 @@ mod tests {
 
     #[test]
     fn histogram_buckets_are_cumulative() {
-        let m = Metrics::default();
+        let m = Metrics::new(["name_in_use"]);
         m.observe("place", None, Duration::from_micros(700));
         m.observe("place", Some("name_in_use"), Duration::from_millis(30));
         m.observe("place", Some("made\"up\nkind"), Duration::from_millis(30));
@@ -190,6 +191,10 @@ mod tests {
         );
         assert!(
             text.contains("flocker_decisions_total{endpoint=\"place\",outcome=\"decision\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flocker_decision_errors_total{endpoint=\"place\",kind=\"other\"} 1"),
             "{text}"
         );
     }

@@ -208,6 +208,10 @@ pub mod abi {
 }
 
 #[cfg(target_arch = "wasm32")]
+#[expect(
+    unsafe_code,
+    reason = "the ABI hands the host raw (ptr, len) blocks; see the soundness argument below"
+)]
 mod exports {
     //! The `extern "C"` shims: pointer checks and block bookkeeping.
     //!

@@ -1,13 +1,14 @@
-//! `flocker proxy`: the flags, read into [`crate::proxy::ProxyConfig`].
+//! `flocker proxy`: the flags, read into [`flocker_host::proxy::ProxyConfig`].
 
 use std::time::Duration;
 
 use clap::Args;
 
-use super::{open_or_create_store, EngineKind, Failure, StoreArg, EXIT_OK};
-use crate::app::EngineChoice;
-use crate::place;
-use crate::proxy::{self, Listen, ProxyConfig};
+use flocker_host::place;
+use flocker_host::proxy::{self, Listen, ProxyConfig};
+
+use super::args::{open_or_create_store, EngineKind, StoreArg};
+use super::exit::{Failure, Outcome, EXIT_OK};
 
 #[derive(Args, Debug)]
 pub struct ProxyArgs {
@@ -36,7 +37,7 @@ pub struct ProxyArgs {
     pub health_ms: u64,
 }
 
-pub async fn run(args: ProxyArgs) -> Result<i32, Failure> {
+pub async fn run(args: ProxyArgs) -> Outcome {
     let listen = args
         .listen
         .iter()
@@ -46,10 +47,7 @@ pub async fn run(args: ProxyArgs) -> Result<i32, Failure> {
     let store = open_or_create_store(&args.store).await?;
     let config = ProxyConfig {
         store_url: args.store.store.clone(),
-        engine: match args.engine {
-            EngineKind::Native => EngineChoice::Native,
-            EngineKind::Wasm => EngineChoice::Wasm,
-        },
+        engine: args.engine.into(),
         retries: args.retries,
         listen,
         metrics_listen: args.metrics_listen,

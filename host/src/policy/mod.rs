@@ -33,9 +33,11 @@
 //! # Ok(()) }
 //! ```
 
-mod call;
 mod error;
+mod exports;
 mod host;
+mod instance;
+mod limiter;
 mod resident;
 pub mod samples;
 
@@ -50,7 +52,8 @@ pub use error::PolicyError;
 pub use host::{PolicyHost, Swapped};
 pub use resident::Resident;
 
-use call::{Ctx, Instance};
+use instance::Instance;
+use limiter::Ctx;
 
 /// The default policy module: `flocker-wasm` built for wasm32 with the
 /// `wasm-release` profile by `host/build.rs`.
@@ -197,15 +200,12 @@ impl Runtime {
                 import.name()
             )));
         }
-        call::check_exports(&module)?;
+        exports::check_exports(&module)?;
         let linker: Linker<Ctx> = Linker::new(&self.engine);
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| PolicyError::Abi(format!("{e:#}")))?;
-        let digest = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
+        let digest = digest(bytes);
         Ok(Policy {
             inner: Arc::new(PolicyInner {
                 runtime: self.clone(),
@@ -283,7 +283,7 @@ impl Policy {
     /// module itself failed: it trapped, ran past the deadline, hit the
     /// memory cap or returned something that is not a result.
     pub fn decide(&self, input: &[u8]) -> Result<String, PolicyError> {
-        self.instance()?.call_input("flocker_decide", None, input)
+        self.instance()?.decide(input)
     }
 
     /// `flocker_abi_version`.
@@ -300,7 +300,7 @@ impl Policy {
                 "the module speaks ABI version {abi}; this host runs {SUPPORTED_ABI:?}"
             )));
         }
-        let raw = instance.call_none("flocker_info")?;
+        let raw = instance.info()?;
         let v: serde_json::Value = serde_json::from_str(&raw)
             .map_err(|e| PolicyError::Abi(format!("flocker_info is not JSON: {e}")))?;
         let text = |k: &str| -> Result<String, PolicyError> {
@@ -341,6 +341,14 @@ impl Policy {
 /// one-shot and resident-state giving the same bytes.
 pub fn validate(runtime: &Runtime, bytes: &[u8]) -> Result<PolicyInfo, PolicyError> {
     runtime.load(bytes)?.validate()
+}
+
+/// The digest modules are known by: sha256 of their bytes, lowercase hex.
+pub fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// [`validate`], returning the compiled module with its info.

@@ -5,7 +5,7 @@
 use flocker_core::{Change, Cluster};
 use serde_json::{json, Value};
 
-use super::call::Instance;
+use super::instance::Instance;
 use super::{Policy, PolicyError};
 
 /// A warm instance of a [`Policy`] holding cluster state.
@@ -62,7 +62,7 @@ impl Resident {
         let mut instance = policy.resident_instance()?;
         let (_, (ticks, deadline)) = policy.budgets();
         instance.set_budget(ticks, deadline);
-        let out = instance.call_input("flocker_snapshot_load", None, snapshot)?;
+        let out = instance.snapshot_load(snapshot)?;
         let handle = count("flocker_snapshot_load", &out, "handle")?;
         // Handles are u32 on the wasm side and travel as i32 bits.
         let handle = handle as u32 as i32;
@@ -145,9 +145,7 @@ impl Resident {
     /// output JSON, decision or `{"error": ...}`, is `Ok`.
     pub fn decide(&mut self, request: &[u8]) -> Result<String, PolicyError> {
         self.check()?;
-        let r = self
-            .instance
-            .call_input("flocker_snapshot_decide", Some(self.handle), request);
+        let r = self.instance.snapshot_decide(self.handle, request);
         self.note(r)
     }
 
@@ -177,7 +175,7 @@ impl Resident {
         }
         let r = self
             .instance
-            .call_input("flocker_snapshot_apply", Some(self.handle), changes)
+            .snapshot_apply(self.handle, changes)
             .and_then(|out| count("flocker_snapshot_apply", &out, "applied"));
         if loading {
             self.decision_budget();
@@ -189,9 +187,7 @@ impl Resident {
     pub fn export(&mut self) -> Result<String, PolicyError> {
         self.check()?;
         self.load_budget();
-        let r = self
-            .instance
-            .call_handle("flocker_snapshot_export", self.handle);
+        let r = self.instance.snapshot_export(self.handle);
         self.decision_budget();
         self.note(r)
     }

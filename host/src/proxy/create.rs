@@ -22,123 +22,26 @@
 //!
 //! [`App::place`]: crate::app::App::place
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use bytes::Bytes;
-use flocker_core::ContainerName;
 use hyper::Method;
 use serde_json::{json, Value};
 
 use super::backend;
 use super::error::ProxyError;
+use super::follow::route_gone;
 use super::forward::{self, percent_encode, query_param};
+use super::pull::hidden_pull;
 use super::{locate, Backend, Proxy};
-use crate::store::{Saved, Store};
 
 /// The largest create body read; real ones are about 2 KB.
 pub const CREATE_BODY_CAP: usize = 256 * 1024;
 
 /// Decisions again after the chosen server turned out not to answer.
 const MAX_REDECISIONS: u32 = 2;
-
-/// How long a pull is sent to the server a 404'd create would have gone to.
-const PULL_TTL: Duration = Duration::from_secs(600);
-
-/// How long a pull the proxy makes itself (the chosen server lacks an image
-/// another server has) may take.
-const HIDDEN_PULL_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Where the pull after a 404'd create should go, and the names being
-/// created now (so the route reconciliation in [`super::follow`] does not
-/// take a route whose container is about to exist).
-#[derive(Default)]
-pub struct PendingPulls {
-    pulls: Mutex<HashMap<String, (String, Instant)>>,
-    creating: Mutex<HashSet<String>>,
-    counter: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl PendingPulls {
-    fn expect_pull(&self, image: &str, server: &str) {
-        let mut pulls = lock(&self.pulls);
-        pulls.retain(|_, (_, at)| at.elapsed() < PULL_TTL);
-        pulls.insert(normalize_ref(image), (server.to_string(), Instant::now()));
-    }
-
-    fn pull_target(&self, image: &str) -> Option<String> {
-        let pulls = lock(&self.pulls);
-        pulls
-            .get(&normalize_ref(image))
-            .filter(|(_, at)| at.elapsed() < PULL_TTL)
-            .map(|(s, _)| s.clone())
-    }
-
-    /// Whether a create of `name` is under way.
-    pub fn is_creating(&self, name: &str) -> bool {
-        lock(&self.creating).contains(name)
-    }
-
-    /// A name Docker accepts (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`) and no one has
-    /// used: `<image base>_<n>` has no dot, so each unnamed container is its
-    /// own service and never joins a group a `--link` could name.
-    fn fresh_name(&self, image: &str) -> String {
-        let base: String = image
-            .rsplit('/')
-            .next()
-            .unwrap_or(image)
-            .split([':', '@'])
-            .next()
-            .unwrap_or("")
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let base = if base.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            base
-        } else {
-            format!("c{base}")
-        };
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        // The time keeps names apart across restarts and proxies, the
-        // counter within one.
-        format!("{base}_{:x}{n:x}", stamp & 0xffff_ffff_ffff)
-    }
-}
-
-/// Removes the creating mark when the create is done, however it ends.
-struct Creating<'a>(&'a PendingPulls, String);
-
-impl Drop for Creating<'_> {
-    fn drop(&mut self) {
-        lock(&self.0.creating).remove(&self.1);
-    }
-}
-
-/// `busybox`, `busybox:latest` and `docker.io/library/busybox:latest` are
-/// one image for pull routing.
-fn normalize_ref(image: &str) -> String {
-    let image = image
-        .strip_prefix("docker.io/library/")
-        .or_else(|| image.strip_prefix("docker.io/"))
-        .unwrap_or(image);
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if image.contains('@') || last.contains(':') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
-    }
-}
 
 /// Reads a body up to `cap` bytes; more is a 413 before it is read whole.
 pub async fn read_body(body: Body, cap: usize) -> Result<Bytes, ProxyError> {
@@ -195,10 +98,7 @@ pub async fn create(
         Some(n) => n.trim_start_matches('/').to_string(),
         None => p.pulls.fresh_name(&image),
     };
-    let _creating = {
-        lock(&p.pulls.creating).insert(name.clone());
-        Creating(&p.pulls, name.clone())
-    };
+    let _creating = p.pulls.creating(&name);
     let (have, config) = locate::image_servers_with_config(p, version, &image).await?;
     let request = json!({"name": name, "container": container, "image": config});
     if have.is_empty() {
@@ -357,7 +257,11 @@ async fn no_such_image(
     image: &str,
 ) -> Result<Response<Body>, ProxyError> {
     let cluster = p.cluster().await?;
-    let decided = p.app.engine.decide(&cluster, request)?;
+    let decided = p
+        .app
+        .engine
+        .decide(&cluster, request)
+        .map_err(crate::place::PlaceError::from)?;
     if let Some(kind) = decided.error_kind {
         return Err(refused(p, kind, &decided.output));
     }
@@ -409,161 +313,9 @@ async fn has_image(p: &Proxy, version: &str, b: &Backend, image: &str) -> Result
     }
 }
 
-/// Pulls `image` on `b` and reads the progress to its end; an
-/// `errorDetail` in it is the error.
-async fn hidden_pull(version: &str, b: &Backend, image: &str) -> Result<(), ProxyError> {
-    let (from, tag) = split_tag(image);
-    let mut path = format!("{version}/images/create?fromImage={}", percent_encode(from));
-    if let Some(t) = tag {
-        path.push_str(&format!("&tag={}", percent_encode(t)));
-    }
-    eprintln!("flocker proxy: pulling {image} on {}", b.hostname);
-    let (status, body) = backend::call(
-        &b.dial,
-        Method::POST,
-        &path,
-        None,
-        HIDDEN_PULL_TIMEOUT,
-        64 << 20,
-    )
-    .await?;
-    let text = String::from_utf8_lossy(&body);
-    if !status.is_success() {
-        return Err(ProxyError::Backend(format!(
-            "pull answered {status}: {text}"
-        )));
-    }
-    if let Some(line) = text.lines().find(|l| l.contains("\"errorDetail\"")) {
-        return Err(ProxyError::Backend(line.to_string()));
-    }
-    Ok(())
-}
-
-/// `repo:tag` -> (`repo`, `tag`); a digest or no tag keeps the whole ref.
-fn split_tag(image: &str) -> (&str, Option<&str>) {
-    if image.contains('@') {
-        return (image, None);
-    }
-    let slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[slash..].rfind(':') {
-        Some(i) => (&image[..slash + i], Some(&image[slash + i + 1..])),
-        None => (image, None),
-    }
-}
-
-/// `POST /images/create`: to the server a 404'd create chose, else to
-/// every server (progress merged, see [`super::combine::pull_all`]).
-pub async fn pull(p: &Arc<Proxy>, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
-    let query = req.uri().query();
-    if query_param(query, "fromSrc").is_some() {
-        return Err(ProxyError::NotSupported(
-            "importing an image (fromSrc)".into(),
-        ));
-    }
-    let from = query_param(query, "fromImage").unwrap_or_default();
-    let image = match query_param(query, "tag").filter(|t| !t.is_empty()) {
-        Some(t) if !from.contains('@') => format!("{from}:{t}"),
-        _ => from,
-    };
-    if let Some(server) = p.pulls.pull_target(&image) {
-        if let Ok(b) = p.backend(&server).await {
-            if p.health.is_up(&b.hostname) {
-                p.metrics.routed("pull");
-                return forward::forward(p, &b, req, true).await;
-            }
-        }
-    }
-    super::combine::pull_all(p, req).await
-}
-
-/// Marks `name`'s route on `server` removed (freeing its ports), if it is
-/// there and live.
-pub async fn route_gone(p: &Proxy, server: &str, name: &str) {
-    let live_here = p
-        .cluster()
-        .await
-        .ok()
-        .and_then(|c| c.live_route(name).map(|r| r.server == server))
-        .unwrap_or(false);
-    if !live_here {
-        return;
-    }
-    if let Err(e) = p.app.store.remove_route(name).await {
-        eprintln!("flocker proxy: cannot remove the route of {name}: {e}");
-    }
-}
-
-/// After a rename on the server: the route moves to the new name (its
-/// service follows the name), keeping its server and ports.
-pub async fn rename_route(p: &Proxy, old: &str, new: &str) {
-    let new = new.trim_start_matches('/');
-    let Some(route) = p
-        .cluster()
-        .await
-        .ok()
-        .and_then(|c| c.live_route(old).cloned())
-    else {
-        return;
-    };
-    let Ok(parsed) = ContainerName::parse(new) else {
-        eprintln!("flocker proxy: {new} is not a name flocker can route; {old}'s route is kept");
-        return;
-    };
-    let mut renamed = route.clone();
-    renamed.name = new.to_string();
-    renamed.service = parsed.service;
-    // The old route holds the port claims: free them first, then claim
-    // them under the new name.
-    if let Err(e) = p.app.store.remove_route(old).await {
-        eprintln!("flocker proxy: cannot rename the route of {old}: {e}");
-        return;
-    }
-    match p.app.store.save_decision(&renamed).await {
-        Ok(Saved::Saved) => {}
-        Ok(Saved::Conflict(why)) => {
-            eprintln!("flocker proxy: the route of {old} could not move to {new}: {why}")
-        }
-        Err(e) => eprintln!("flocker proxy: the route of {old} could not move to {new}: {e}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refs() {
-        assert_eq!(normalize_ref("busybox"), "busybox:latest");
-        assert_eq!(
-            normalize_ref("docker.io/library/busybox:latest"),
-            "busybox:latest"
-        );
-        assert_eq!(
-            normalize_ref("localhost:5000/auth"),
-            "localhost:5000/auth:latest"
-        );
-        assert_eq!(normalize_ref("localhost/auth:1"), "localhost/auth:1");
-        assert_eq!(
-            split_tag("localhost:5000/auth:1"),
-            ("localhost:5000/auth", Some("1"))
-        );
-        assert_eq!(
-            split_tag("localhost:5000/auth"),
-            ("localhost:5000/auth", None)
-        );
-    }
-
-    #[test]
-    fn fresh_names_are_docker_names_without_a_dot() {
-        let pulls = PendingPulls::default();
-        let a = pulls.fresh_name("localhost/busybox:full");
-        let b = pulls.fresh_name("localhost/busybox:full");
-        assert_ne!(a, b);
-        assert!(a.starts_with("busybox_"), "{a}");
-        assert!(!a.contains('.'));
-        assert!(ContainerName::parse(&a).is_ok());
-        assert!(ContainerName::parse(&pulls.fresh_name("_x")).is_ok());
-    }
 
     #[test]
     fn create_path_sets_the_name() {

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use flocker_core::Cluster;
 use serde_json::Value;
 
-use crate::place::{Decided, Engine, PlaceError};
+use crate::engine::{Decided, Engine, EngineError};
 use crate::policy::PolicyHost;
 
 /// The hostnames decided on as down now.
@@ -53,17 +53,14 @@ impl DownAware {
 }
 
 impl Engine for DownAware {
-    fn decide(&self, cluster: &Arc<Cluster>, request: &Value) -> Result<Decided, PlaceError> {
+    fn decide(&self, cluster: &Arc<Cluster>, request: &Value) -> Result<Decided, EngineError> {
         let down = self.down.get();
         match &self.policy {
             // The module's resident state holds the overlay it was last
             // given, so it is called with the set even when it is empty.
             Some(host) => {
-                let bytes = serde_json::to_vec(request)
-                    .map_err(|e| PlaceError::Engine(format!("cannot encode the request: {e}")))?;
-                let out = host
-                    .decide_resident_with_down(cluster, &bytes, &down)
-                    .map_err(|e| PlaceError::Engine(e.to_string()))?;
+                let bytes = serde_json::to_vec(request).map_err(EngineError::Encode)?;
+                let out = host.decide_resident_with_down(cluster, &bytes, &down)?;
                 Decided::from_output(&out)
             }
             None if down.is_empty() => self.inner.decide(cluster, request),
@@ -84,8 +81,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::place::Native;
-    use crate::wasm_engine::{policy_host, Wasm};
+    use crate::engine::{policy_host, Native, Wasm};
 
     fn cluster() -> Arc<Cluster> {
         let mut c = Cluster::new();

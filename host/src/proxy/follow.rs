@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use flocker_core::ContainerName;
 use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use serde_json::Value;
@@ -15,6 +16,7 @@ use serde_json::Value;
 use super::backend;
 use super::forward::percent_encode;
 use super::{Backend, Proxy};
+use crate::store::{Saved, Store};
 
 /// Which servers have a watcher, and the time of the last event each saw
 /// (a restarted watcher asks for the events since then).
@@ -101,7 +103,7 @@ async fn on_event(p: &Proxy, b: &Backend, e: &Value) {
             // -f x` then `run --name x`): free the route only when no
             // container of that name is on the server now.
             if !name.is_empty() && !exists_on(p, b, name).await {
-                super::create::route_gone(p, &b.hostname, name).await;
+                route_gone(p, &b.hostname, name).await;
                 p.locator.forget(name);
             }
             if !id.is_empty() {
@@ -164,6 +166,57 @@ async fn reconcile(p: &Proxy, b: &Backend) {
             "flocker proxy: {name} no longer exists on {}: its route is freed",
             b.hostname
         );
-        super::create::route_gone(p, &b.hostname, &name).await;
+        route_gone(p, &b.hostname, &name).await;
+    }
+}
+
+/// Marks `name`'s route on `server` removed (freeing its ports), if it is
+/// there and live.
+pub async fn route_gone(p: &Proxy, server: &str, name: &str) {
+    let live_here = p
+        .cluster()
+        .await
+        .ok()
+        .and_then(|c| c.live_route(name).map(|r| r.server == server))
+        .unwrap_or(false);
+    if !live_here {
+        return;
+    }
+    if let Err(e) = p.app.store.remove_route(name).await {
+        eprintln!("flocker proxy: cannot remove the route of {name}: {e}");
+    }
+}
+
+/// After a rename on the server: the route moves to the new name (its
+/// service follows the name), keeping its server and ports.
+pub async fn rename_route(p: &Proxy, old: &str, new: &str) {
+    let new = new.trim_start_matches('/');
+    let Some(route) = p
+        .cluster()
+        .await
+        .ok()
+        .and_then(|c| c.live_route(old).cloned())
+    else {
+        return;
+    };
+    let Ok(parsed) = ContainerName::parse(new) else {
+        eprintln!("flocker proxy: {new} is not a name flocker can route; {old}'s route is kept");
+        return;
+    };
+    let mut renamed = route.clone();
+    renamed.name = new.to_string();
+    renamed.service = parsed.service;
+    // The old route holds the port claims: free them first, then claim
+    // them under the new name.
+    if let Err(e) = p.app.store.remove_route(old).await {
+        eprintln!("flocker proxy: cannot rename the route of {old}: {e}");
+        return;
+    }
+    match p.app.store.save_decision(&renamed).await {
+        Ok(Saved::Saved) => {}
+        Ok(Saved::Conflict(why)) => {
+            eprintln!("flocker proxy: the route of {old} could not move to {new}: {why}")
+        }
+        Err(e) => eprintln!("flocker proxy: the route of {old} could not move to {new}: {e}"),
     }
 }

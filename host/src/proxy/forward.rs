@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 
 use super::endpoint::{classify, is_stream, split_version, Endpoint};
 use super::error::ProxyError;
-use super::{backend, combine, create, locate, splice, Backend, Proxy};
+use super::{backend, combine, create, events, follow, locate, pull, splice, Backend, Proxy};
 
 /// Headers that belong to one connection, not to the call (RFC 9110 7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -65,12 +65,12 @@ async fn dispatch(
         Endpoint::Version => Ok(combine::version(p)),
         Endpoint::Info => combine::info(p, version).await,
         Endpoint::Create => create::create(p, version, req).await,
-        Endpoint::Pull => create::pull(p, req).await,
+        Endpoint::Pull => pull::pull(p, req).await,
         Endpoint::ListContainers => combine::containers(p, req.uri()).await,
         Endpoint::ListImages => combine::images(p, req.uri()).await,
         Endpoint::ListNetworks => combine::list(p, req.uri(), combine::ListKind::Networks).await,
         Endpoint::ListVolumes => combine::list(p, req.uri(), combine::ListKind::Volumes).await,
-        Endpoint::Events => combine::events(p, req.uri()).await,
+        Endpoint::Events => events::events(p, req.uri()).await,
         Endpoint::FirstFound => combine::first_found(p, req).await,
         Endpoint::ImageRead { name } => {
             let Some(b) = locate::image_servers(p, version, &name)
@@ -122,7 +122,7 @@ async fn dispatch(
             let resp = forward(p, &at.backend, req, false).await?;
             if resp.status().is_success() {
                 if let Some(name) = name {
-                    create::route_gone(p, &at.backend.hostname, &name).await;
+                    follow::route_gone(p, &at.backend.hostname, &name).await;
                 }
                 p.locator.forget(&id);
             }
@@ -139,7 +139,7 @@ async fn dispatch(
             let resp = forward(p, &at.backend, req, false).await?;
             if resp.status().is_success() {
                 if let (Some(old), Some(new)) = (old_name, new_name) {
-                    create::rename_route(p, &old, &new).await;
+                    follow::rename_route(p, &old, &new).await;
                 }
                 p.locator.forget(&id);
             }

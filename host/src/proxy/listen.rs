@@ -11,8 +11,9 @@ use axum::routing::{any, get};
 use axum::Router;
 
 use super::down::{DownAware, DownSet};
-use super::{create, follow, forward, health, locate, metrics, Proxy};
-use crate::app::{shutdown_signal, App, EngineChoice};
+use super::{follow, forward, health, locate, metrics, pull, Proxy};
+use crate::app::{shutdown_signal, App};
+use crate::engine::EngineChoice;
 use crate::store::any::AnyStore;
 
 /// How long open streams (a `logs -f`, an `events`) may hold a stop up.
@@ -95,7 +96,7 @@ pub async fn build(store: AnyStore, config: ProxyConfig) -> Result<Arc<Proxy>, S
         app: Arc::new(app),
         health: health::Health::new(down),
         locator: locate::Locator::default(),
-        pulls: create::PendingPulls::default(),
+        pulls: pull::PendingPulls::default(),
         watchers: follow::Watchers::default(),
         metrics: metrics::ProxyMetrics::default(),
         config,

@@ -40,7 +40,8 @@ impl ProxyMetrics {
 
     pub fn created(&self, outcome: &str) {
         // A custom module may answer any kind: bound the label set.
-        let known = crate::metrics::KNOWN_KINDS.contains(&outcome)
+        let known = flocker_core::DecisionError::KINDS.contains(&outcome)
+            || crate::place::PlaceError::KINDS.contains(&outcome)
             || matches!(
                 outcome,
                 "created" | "server_error" | "host_error" | "no_such_image"

@@ -23,12 +23,14 @@ pub mod create;
 pub mod down;
 pub mod endpoint;
 pub mod error;
+pub mod events;
 pub mod follow;
 pub mod forward;
 pub mod health;
 pub mod listen;
 pub mod locate;
 pub mod metrics;
+pub mod pull;
 pub mod splice;
 
 use std::sync::Arc;
@@ -74,7 +76,7 @@ pub struct Proxy {
     pub app: Arc<App>,
     pub health: health::Health,
     pub locator: locate::Locator,
-    pub pulls: create::PendingPulls,
+    pub pulls: pull::PendingPulls,
     pub watchers: follow::Watchers,
     pub metrics: metrics::ProxyMetrics,
     pub config: ProxyConfig,

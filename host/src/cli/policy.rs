@@ -1,0 +1,163 @@
+//! `flocker policy push | ls | export | rollback`: policy modules.
+
+use clap::Subcommand;
+use std::path::PathBuf;
+
+use flocker_host::policy::{Limits, Runtime, DEFAULT_MODULE};
+use flocker_host::rollout::{self, PushError};
+use flocker_host::store::Store;
+use serde_json::{json, Value};
+
+use super::args::{open_or_create_store, open_store, StoreArg};
+use super::exit::{Failure, Outcome, EXIT_OK};
+use super::io::{print_json, print_out};
+use super::table;
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Validate a policy module and make it the active one.
+    Push {
+        #[command(flatten)]
+        store: StoreArg,
+        #[arg(value_name = "FILE.wasm")]
+        file: PathBuf,
+    },
+    /// The history of pushed modules, oldest first.
+    Ls {
+        #[command(flatten)]
+        store: StoreArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the active module (or, with --embedded or when none was
+    /// pushed, the module embedded in this binary) to a file.
+    Export {
+        #[command(flatten)]
+        store: StoreArg,
+        /// The embedded default module, whatever the store holds.
+        #[arg(long)]
+        embedded: bool,
+        /// Where to write the module.
+        #[arg(long, short, value_name = "FILE.wasm")]
+        output: PathBuf,
+    },
+    /// Make an earlier module active again: DIGEST (or a unique prefix), else
+    /// the module active before the current one.
+    Rollback {
+        #[command(flatten)]
+        store: StoreArg,
+        digest: Option<String>,
+    },
+}
+
+pub async fn run(c: PolicyCommand) -> Outcome {
+    match c {
+        PolicyCommand::Push { store, file } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
+            let runtime =
+                Runtime::new(Limits::default()).map_err(|e| Failure::failed(e.to_string()))?;
+            // Validated before the store is opened: a refused module
+            // changes nothing, not even by creating an empty store.
+            let size = bytes.len();
+            let module = rollout::validate(&runtime, bytes)
+                .await
+                .map_err(|e| match e {
+                    PushError::Refused(e) => {
+                        Failure::error(format!("{} refused, nothing changed: {e}", file.display()))
+                    }
+                    other => other.into(),
+                })?;
+            let store = open_or_create_store(&store).await?;
+            let info = module.push_to(&store).await?;
+            print_out(&format!(
+                "active: {} ({} {}, {} bytes)\n",
+                info.digest, info.name, info.version, size
+            ))?;
+            Ok(EXIT_OK)
+        }
+        PolicyCommand::Ls { store, json } => {
+            let store = open_store(&store).await?;
+            let history = store.policy_history().await?;
+            let active = store.policy_active().await?.map(|(d, _)| d);
+            if json {
+                let items: Vec<Value> = history
+                    .iter()
+                    .map(|r| {
+                        json!({"digest": r.digest, "pushed_at": r.pushed_at,
+                               "info": serde_json::from_str::<Value>(&r.info).unwrap_or(Value::String(r.info.clone())),
+                               "active": active.as_deref() == Some(r.digest.as_str())})
+                    })
+                    .collect();
+                print_json(&json!({"active": active, "history": items}), false)?;
+                return Ok(EXIT_OK);
+            }
+            let rows: Vec<Vec<String>> = history
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let info: Value = serde_json::from_str(&r.info).unwrap_or(Value::Null);
+                    let label = match (info["name"].as_str(), info["version"].as_str()) {
+                        (Some(n), Some(v)) => format!("{n} {v}"),
+                        _ => r.info.clone(),
+                    };
+                    let is_active = active.as_deref() == Some(r.digest.as_str())
+                        && !history[i + 1..]
+                            .iter()
+                            .any(|later| later.digest == r.digest);
+                    vec![
+                        (i + 1).to_string(),
+                        r.digest.clone(),
+                        r.pushed_at.to_string(),
+                        label,
+                        if is_active { "*".into() } else { String::new() },
+                    ]
+                })
+                .collect();
+            let mut text = table::render(&["#", "DIGEST", "PUSHED_AT", "POLICY", "ACTIVE"], &rows);
+            if history.is_empty() {
+                text.push_str("(no module pushed: the embedded default module is active)\n");
+            }
+            print_out(&text)?;
+            Ok(EXIT_OK)
+        }
+        PolicyCommand::Export {
+            store,
+            embedded,
+            output,
+        } => {
+            let (what, bytes) = if embedded {
+                ("embedded default".to_string(), DEFAULT_MODULE.to_vec())
+            } else {
+                match open_store(&store).await?.policy_active().await? {
+                    Some((digest, bytes)) => (digest, bytes),
+                    None => (
+                        "embedded default (none pushed)".to_string(),
+                        DEFAULT_MODULE.to_vec(),
+                    ),
+                }
+            };
+            std::fs::write(&output, &bytes)
+                .map_err(|e| Failure::usage(format!("cannot write {}: {e}", output.display())))?;
+            print_out(&format!(
+                "wrote {what} module to {} ({} bytes)\n",
+                output.display(),
+                bytes.len()
+            ))?;
+            Ok(EXIT_OK)
+        }
+        PolicyCommand::Rollback { store, digest } => {
+            let store = open_store(&store).await?;
+            let history = store.policy_history().await?;
+            let active = store.policy_active().await?.map(|(d, _)| d);
+            let target = rollout::rollback_target(&history, active.as_deref(), digest.as_deref())
+                .map_err(|e| Failure::error(e.to_string()))?;
+            store.policy_activate(&target).await?;
+            print_out(&format!(
+                "active: {target} (was {})\n",
+                active.as_deref().unwrap_or("the embedded default")
+            ))?;
+            Ok(EXIT_OK)
+        }
+    }
+}

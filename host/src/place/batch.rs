@@ -1,0 +1,149 @@
+//! The batching placer of the embedded store: places that arrive while one
+//! batch is written wait for the next, which is decided and saved in one
+//! transaction ([`FileStore::write_batch`]). Concurrent places cost one
+//! fsync per batch instead of one each, and never conflict with each other.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::{PlaceError, Placed};
+use crate::engine::{Decided, Engine, EngineError};
+use crate::store::file::FileStore;
+use crate::store::{Saved, StoreError};
+
+/// The sending end of the writer thread. A clone shares the one thread; it
+/// stops when the last clone is dropped.
+#[derive(Clone)]
+pub(super) struct Batcher {
+    jobs: mpsc::Sender<Job>,
+}
+
+struct Job {
+    request: Value,
+    conflicts: Vec<String>,
+    reply: oneshot::Sender<Result<Placed, PlaceError>>,
+}
+
+/// One job's place in a batch, and what deciding it gave.
+struct Slot<'a> {
+    request: &'a Value,
+    decided: Option<Result<Decided, EngineError>>,
+}
+
+impl Batcher {
+    /// Starts the writer thread deciding with `engine`; a request whose
+    /// save conflicts (another process got in first) is re-decided in the
+    /// next batch, at most `max_retries` times.
+    pub(super) fn start(
+        store: FileStore,
+        engine: Arc<dyn Engine>,
+        max_retries: u32,
+        max_batch: usize,
+    ) -> Result<Batcher, PlaceError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let max_batch = max_batch.max(1);
+        std::thread::Builder::new()
+            .name("flocker-placer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    while jobs.len() < max_batch {
+                        match rx.try_recv() {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    run_jobs(&store, &*engine, jobs, max_retries);
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the placer: {e}")))?;
+        Ok(Batcher { jobs: tx })
+    }
+
+    /// Decides `request` and saves its route, batched with whatever else
+    /// is being placed; the answer of [`super::place`].
+    pub(super) async fn place(&self, request: Value) -> Result<Placed, PlaceError> {
+        let stopped = || PlaceError::Store(StoreError::Unavailable("the placer stopped".into()));
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            request,
+            conflicts: Vec::new(),
+            reply,
+        };
+        self.jobs.send(job).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn run_jobs(store: &FileStore, engine: &dyn Engine, mut jobs: Vec<Job>, max_retries: u32) {
+    while !jobs.is_empty() {
+        let mut slots: Vec<Slot> = jobs
+            .iter()
+            .map(|j| Slot {
+                request: &j.request,
+                decided: None,
+            })
+            .collect();
+        let saved = store.write_batch(&mut slots, |slot, cluster| {
+            let decided = engine.decide(cluster, slot.request);
+            let route = match &decided {
+                Ok(d) if !d.is_error() => d.route.clone(),
+                _ => None,
+            };
+            slot.decided = Some(decided);
+            route
+        });
+        let saved = match saved {
+            Ok(s) => s,
+            Err(e) => {
+                let message = e.to_string();
+                drop(slots);
+                for job in jobs {
+                    let _ = job
+                        .reply
+                        .send(Err(PlaceError::Store(StoreError::Unavailable(
+                            message.clone(),
+                        ))));
+                }
+                return;
+            }
+        };
+        let decided: Vec<_> = slots.into_iter().map(|s| s.decided).collect();
+        let mut again = Vec::new();
+        for ((mut job, decided), saved) in jobs.into_iter().zip(decided).zip(saved) {
+            let retries = job.conflicts.len() as u32;
+            let answer = match (decided, saved) {
+                (None, _) => Err(PlaceError::Store(StoreError::Unavailable(
+                    "the batch ended before this place was decided".into(),
+                ))),
+                (Some(Err(e)), _) => Err(e.into()),
+                (Some(Ok(decided)), None | Some(Saved::Saved)) => {
+                    let saved = decided.route.is_some() && !decided.is_error();
+                    Ok(Placed {
+                        decided,
+                        saved,
+                        retries,
+                        conflicts: job.conflicts,
+                    })
+                }
+                (Some(Ok(_)), Some(Saved::Conflict(why))) => {
+                    job.conflicts.push(why);
+                    if job.conflicts.len() as u32 > max_retries {
+                        Err(PlaceError::Contention {
+                            retries: max_retries,
+                            conflicts: job.conflicts,
+                        })
+                    } else {
+                        again.push(job);
+                        continue;
+                    }
+                }
+            };
+            let _ = job.reply.send(answer);
+        }
+        jobs = again;
+    }
+}

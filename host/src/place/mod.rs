@@ -1,0 +1,128 @@
+//! `place`: decide against a store's current state and save the decision
+//! atomically, re-deciding on fresh state when another writer got there first.
+//!
+//! 1. Take the store's cached [`flocker_core::Cluster`] (no re-read of the world).
+//! 2. Decide the request `{name, container, image}` with the engine.
+//! 3. An engine error, or an unnamed container (no route), is the answer:
+//!    nothing is saved.
+//! 4. Save the route with [`Store::save_decision`], one transaction that
+//!    checks the name, the host ports and the volumes were not taken.
+//! 5. On [`Saved::Conflict`], count a retry and go back to 1; the store's
+//!    cache has the other writer's records by then (the file store reads the
+//!    changelog, etcd's cache follows its watch). After `max_retries`
+//!    retries the place fails with [`PlaceError::Contention`], which names
+//!    every conflict it met; nothing of it was written.
+//!
+//! Retries are reported in [`Placed::retries`] and [`Placed::conflicts`];
+//! `flocker place --report` prints them on stderr, `flocker serve` counts
+//! them in `flocker_place_retries_total`.
+//!
+//! This loop is how places run on etcd. On the embedded store the
+//! [`Placer`] runs the same steps inside the file's write transaction
+//! ([`crate::store::file::FileStore::write_batch`], so a save cannot lose)
+//! and batches concurrent places into one transaction; it answers the same
+//! [`Placed`]. Every caller (the CLI, the service, the proxy, bench) places
+//! through a [`Placer`], which picks the way by store.
+
+use serde_json::Value;
+
+use crate::engine::{Decided, Engine, EngineError};
+use crate::store::{Saved, Store, StoreError};
+
+mod batch;
+mod placer;
+#[cfg(test)]
+mod tests;
+
+pub use placer::Placer;
+
+/// Retries after a conflict before a place gives up.
+pub const DEFAULT_MAX_RETRIES: u32 = 8;
+
+/// Why a place could not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine failed (trap, deadline, memory cap, bad output).
+    #[error("policy engine failed: {0}")]
+    Engine(#[from] EngineError),
+    /// Every attempt lost to another writer.
+    #[error("could not save after {retries} retries, each lost to another writer: {}", .conflicts.join("; "))]
+    Contention {
+        retries: u32,
+        conflicts: Vec<String>,
+    },
+}
+
+impl PlaceError {
+    /// Every [`PlaceError::kind`], for metrics' label set.
+    pub const KINDS: &'static [&'static str] =
+        &["store_unavailable", "policy_failed", "save_conflict"];
+
+    /// A short machine-readable kind for logs, metrics and HTTP answers.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlaceError::Store(_) => "store_unavailable",
+            PlaceError::Engine(_) => "policy_failed",
+            PlaceError::Contention { .. } => "save_conflict",
+        }
+    }
+}
+
+/// What a place answered.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub decided: Decided,
+    /// Whether a route was written (false for errors and unnamed containers).
+    pub saved: bool,
+    /// How many times a save lost to another writer and the place re-decided.
+    pub retries: u32,
+    /// What each lost save found taken.
+    pub conflicts: Vec<String>,
+}
+
+/// Decides `request` against `store` and saves it; see the module doc.
+pub async fn place<S: Store, E: Engine + ?Sized>(
+    store: &S,
+    engine: &E,
+    request: &Value,
+    max_retries: u32,
+) -> Result<Placed, PlaceError> {
+    let mut conflicts = Vec::new();
+    loop {
+        let decided = {
+            let cluster = store.cluster().await?;
+            engine.decide(&cluster, request)?
+            // The Arc is dropped here, before the save, so the store can
+            // update its cache in place.
+        };
+        let Some(route) = decided.route.as_ref().filter(|_| !decided.is_error()) else {
+            return Ok(Placed {
+                decided,
+                saved: false,
+                retries: conflicts.len() as u32,
+                conflicts,
+            });
+        };
+        match store.save_decision(route).await? {
+            Saved::Saved => {
+                return Ok(Placed {
+                    decided,
+                    saved: true,
+                    retries: conflicts.len() as u32,
+                    conflicts,
+                })
+            }
+            Saved::Conflict(why) => {
+                conflicts.push(why);
+                if conflicts.len() as u32 > max_retries {
+                    return Err(PlaceError::Contention {
+                        retries: max_retries,
+                        conflicts,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Putting policy modules into service, above the policy runtime and the
+//! store (which know nothing of each other):
+//!
+//! - [`push`]: validate a module, then store it as the active one with its
+//!   history record (`flocker policy push`, a watched `--policy-file`).
+//! - [`follow`]: keep a running [`PolicyHost`](crate::policy::PolicyHost)
+//!   on the store's active module, swapping it in when it changes
+//!   (`flocker serve`, `flocker proxy`).
+//! - [`rollback_target`]: which digest `flocker policy rollback` means.
+
+mod follow;
+mod push;
+mod rollback;
+
+pub use follow::{follow, Follow, FollowEvents};
+pub use push::{push, validate, PushError, Validated};
+pub use rollback::{rollback_target, RollbackError};

@@ -1,0 +1,53 @@
+//! [`HostError`]: a failure of the host, rendered as SPEC-shaped JSON with
+//! its status, once for every handler.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::timing::Outcome;
+use crate::app::INVALID_BODY;
+use crate::place::PlaceError;
+
+/// What the service answers when it cannot decide.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum HostError {
+    /// The body is not JSON (400).
+    #[error("{0}")]
+    InvalidBody(flocker_core::DecisionError),
+    /// The store, the engine or the save failed (503, 500, 409).
+    #[error(transparent)]
+    Place(#[from] PlaceError),
+}
+
+impl HostError {
+    fn kind(&self) -> &'static str {
+        match self {
+            HostError::InvalidBody(_) => INVALID_BODY,
+            HostError::Place(e) => e.kind(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            HostError::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            HostError::Place(PlaceError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            HostError::Place(PlaceError::Contention { .. }) => StatusCode::CONFLICT,
+            HostError::Place(PlaceError::Engine(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for HostError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"kind": self.kind(), "message": self.to_string()}});
+        let mut resp = json_response(self.status(), body.to_string());
+        resp.extensions_mut()
+            .insert(Outcome::Error(self.kind().into()));
+        resp
+    }
+}
+
+pub(super) fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

@@ -1,0 +1,109 @@
+//! The handlers: each answers a decision, a [`HostError`], or a status.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::error::{json_response, HostError};
+use super::timing::Outcome;
+use crate::app::App;
+use crate::engine::{Decided, EngineError};
+use crate::place::PlaceError;
+use crate::store::Store;
+
+fn read_body(body: &[u8]) -> Result<Value, HostError> {
+    flocker_core::parse(body).map_err(HostError::InvalidBody)
+}
+
+/// 200 for a decision, 422 for an `{"error": ...}` decision.
+fn decided_response(d: &Decided) -> Response {
+    let (status, outcome) = match &d.error_kind {
+        Some(kind) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Outcome::Error(kind.clone()),
+        ),
+        None => (StatusCode::OK, Outcome::Decision),
+    };
+    let mut resp = json_response(status, d.output.to_string());
+    resp.extensions_mut().insert(outcome);
+    resp
+}
+
+pub(super) async fn v1_place(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Response, HostError> {
+    let request = read_body(&body)?;
+    match app.place(request).await {
+        Ok(p) => {
+            app.metrics.placed(p.saved, p.retries);
+            let mut resp = decided_response(&p.decided);
+            resp.headers_mut()
+                .insert("x-flocker-retries", p.retries.into());
+            Ok(resp)
+        }
+        Err(e) => {
+            if let PlaceError::Contention { retries, .. } = &e {
+                app.metrics.placed(false, *retries);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+pub(super) async fn v1_decide(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Response, HostError> {
+    let request = read_body(&body)?;
+    let decided = if request.get("inventory").is_some() {
+        match &app.policy {
+            Some(host) => host
+                .decide(&body)
+                .map_err(EngineError::from)
+                .and_then(|out| Decided::from_output(&out))
+                .map_err(PlaceError::from)?,
+            None => Decided::from_result(&flocker_core::decide(&request)),
+        }
+    } else {
+        let cluster = app.store.cluster().await.map_err(PlaceError::Store)?;
+        app.engine
+            .decide(&cluster, &request)
+            .map_err(PlaceError::from)?
+    };
+    Ok(decided_response(&decided))
+}
+
+pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
+    match app.store.cluster().await {
+        Ok(c) => json_response(
+            StatusCode::OK,
+            json!({
+                "status": "ok",
+                "store": app.store_url,
+                "engine": app.engine.describe(),
+                "servers": c.servers().count(),
+                "routes": c.routes().filter(|r| r.is_live()).count(),
+            })
+            .to_string(),
+        ),
+        Err(e) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "store": app.store_url, "error": e.to_string()})
+                .to_string(),
+        ),
+    }
+}
+
+pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}

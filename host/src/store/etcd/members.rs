@@ -1,0 +1,169 @@
+//! One client per member, the member requests go to first, and failover.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// One client per etcd member and the member requests go to first. A
+/// request that fails moves the preference to the next member and is tried
+/// again there, within about the request timeout: a member that died costs
+/// one failed attempt, not a share of every later request.
+pub(super) struct Members {
+    pub(super) clients: Vec<Client>,
+    pub(super) preferred: AtomicUsize,
+    /// Told each time requests move to another member, so that the watch
+    /// leaves a member that stopped answering (a hung one keeps its
+    /// connections open) instead of waiting for keepalive to notice.
+    pub(super) moved: watch::Sender<usize>,
+    pub(super) config: EtcdConfig,
+}
+
+/// How sure a failed request is not to have been applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Failed {
+    /// The member was not reached (connection refused).
+    Refused,
+    /// The member refused it unapplied (no leader).
+    NotApplied,
+    /// It may have been applied: the connection broke or it timed out after sending.
+    Maybe,
+    /// etcd refused the request itself (too large, too many operations, not
+    /// permitted): sending it again anywhere gives the same answer.
+    Refusal,
+}
+
+pub(super) fn classify(e: &etcd_client::Error) -> Failed {
+    if let etcd_client::Error::GRpcStatus(status) = e {
+        let code = format!("{:?}", status.code());
+        if matches!(
+            code.as_str(),
+            "InvalidArgument"
+                | "FailedPrecondition"
+                | "PermissionDenied"
+                | "Unauthenticated"
+                | "OutOfRange"
+                | "Unimplemented"
+                | "AlreadyExists"
+                | "NotFound"
+        ) {
+            return Failed::Refusal;
+        }
+    }
+    let text = e.to_string();
+    if text.contains("tcp connect error") || text.contains("Connection refused") {
+        Failed::Refused
+    } else if text.contains("etcdserver: no leader") {
+        Failed::NotApplied
+    } else {
+        Failed::Maybe
+    }
+}
+
+impl Members {
+    pub(super) fn preferred(&self) -> usize {
+        self.preferred.load(Ordering::Relaxed) % self.clients.len().max(1)
+    }
+
+    /// Member `i` failed: prefer the next one (unless another request
+    /// already moved on).
+    pub(super) fn failed(&self, i: usize) {
+        let next = (i + 1) % self.clients.len().max(1);
+        if self
+            .preferred
+            .compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.moved.send_replace(next);
+        }
+    }
+
+    /// Runs `op` on the preferred member, moving to the next on failure,
+    /// until it succeeds or `request_timeout` has passed. Each attempt gets
+    /// a third of that (at least 250 ms), so that a request stuck on a
+    /// member that lost its leader is sent again once another is elected.
+    /// Two whole rounds of refused connections end it at once: etcd is
+    /// down. The flag says whether an earlier attempt may have been applied.
+    pub(super) async fn call<T, F, Fut>(
+        &self,
+        what: &str,
+        mut op: F,
+    ) -> Result<(T, bool), StoreError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let n = self.clients.len();
+        let timeout = self.config.request_timeout;
+        let per_attempt = (timeout / 3).max(Duration::from_millis(250));
+        let start = Instant::now();
+        let mut maybe = false;
+        let mut last = String::from("no member tried");
+        let (mut tried, mut refused, mut refused_rounds) = (0usize, 0usize, 0u32);
+        let mut backoff = Duration::from_millis(25);
+        for attempt in 1usize.. {
+            let i = self.preferred();
+            let Some(client) = self.clients.get(i) else {
+                break;
+            };
+            match tokio::time::timeout(per_attempt, op(client.clone())).await {
+                Ok(Ok(v)) => return Ok((v, maybe)),
+                Ok(Err(e)) => {
+                    match classify(&e) {
+                        Failed::Refused => refused += 1,
+                        Failed::NotApplied => {}
+                        Failed::Maybe => maybe = true,
+                        Failed::Refusal => {
+                            return Err(StoreError::Unavailable(format!(
+                                "etcd refused {what}: {}",
+                                status_message(&e)
+                            )))
+                        }
+                    }
+                    last = e.to_string();
+                }
+                Err(_) => {
+                    maybe = true;
+                    last = format!("no answer in {per_attempt:?}");
+                }
+            }
+            self.failed(i);
+            tried += 1;
+            let spent = start.elapsed();
+            if tried >= n {
+                refused_rounds = if refused == tried {
+                    refused_rounds + 1
+                } else {
+                    0
+                };
+                (tried, refused) = (0, 0);
+                if refused_rounds >= 2 || (spent >= timeout && attempt >= 2) {
+                    break;
+                }
+                tokio::time::sleep(backoff.min(timeout.saturating_sub(spent))).await;
+                backoff = (backoff * 2).min(Duration::from_millis(400));
+            } else if spent >= timeout && attempt >= 2 {
+                break;
+            }
+        }
+        Err(unavailable(&self.config, what, last))
+    }
+
+    pub(super) async fn txn(
+        &self,
+        what: &str,
+        txn: Txn,
+    ) -> Result<(TxnResponse, bool), StoreError> {
+        self.call(what, |c| {
+            let txn = txn.clone();
+            async move { kv(&c).txn(txn).await }
+        })
+        .await
+    }
+}
+
+/// The server's own words for a refusal, without the transport's detail.
+pub(super) fn status_message(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,366 @@
+//! The [`Store`] trait over etcd.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Store for EtcdStore {
+    async fn cluster(&self) -> Result<Arc<Cluster>, StoreError> {
+        let mut rx = self.shared.status.subscribe();
+        let down = rx.borrow_and_update().down.clone();
+        if let Some(why) = down {
+            let wait = async { rx.wait_for(|s| s.down.is_none()).await.is_ok() };
+            let back = tokio::time::timeout(self.config.request_timeout, wait)
+                .await
+                .unwrap_or(false);
+            if !back {
+                let why = self.down().unwrap_or(why);
+                return Err(unavailable(&self.config, "cluster state", why));
+            }
+        }
+        Ok(self.shared.read().cluster.clone())
+    }
+
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.shared.changes.subscribe()
+    }
+
+    async fn put_servers(&self, servers: &[Server]) -> Result<(), StoreError> {
+        if servers.is_empty() {
+            return Ok(());
+        }
+        let mut ops = Vec::with_capacity(servers.len());
+        for s in servers {
+            check_name("hostname", &s.hostname)?;
+            ops.push(TxnOp::put(
+                self.keys.server(&s.hostname),
+                s.to_value().to_string(),
+                None,
+            ));
+        }
+        let mut last = 0;
+        for chunk in ops.chunks(self.config.max_txn_ops.max(1)) {
+            let resp = self
+                .txn("put servers", Txn::new().and_then(chunk.to_vec()))
+                .await?;
+            last = header_revision(&resp);
+        }
+        self.settle(last).await;
+        Ok(())
+    }
+
+    async fn remove_server(&self, hostname: &str) -> Result<bool, StoreError> {
+        check_name("hostname", hostname)?;
+        let key = self.keys.server(hostname);
+        let (resp, maybe) = self
+            .members
+            .call("remove server", |c| {
+                let key = key.clone();
+                async move { kv(&c).delete(key, None).await }
+            })
+            .await?;
+        // An earlier attempt whose answer was lost may have deleted it.
+        let removed = resp.deleted() > 0 || maybe;
+        if removed {
+            self.settle(resp.header().map_or(0, |h| h.revision())).await;
+        }
+        Ok(removed)
+    }
+
+    async fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
+        check_name("route name", &route.name)?;
+        check_name("route server", &route.server)?;
+        for v in named_volumes(route) {
+            check_name("volume name", v)?;
+        }
+        let plan = match self.plan(route) {
+            Ok(p) => p,
+            Err(conflict) => return Ok(conflict),
+        };
+        let limit = self.config.max_txn_ops;
+        if plan.compares.len() > limit || plan.puts.len() > limit || plan.checks.len() > limit {
+            return Err(StoreError::Unavailable(format!(
+                "route {} needs {} checks in one transaction and etcd allows {limit} \
+                 (its --max-txn-ops); nothing was written",
+                route.name,
+                plan.compares.len()
+            )));
+        }
+        let reads: Vec<TxnOp> = plan
+            .checks
+            .iter()
+            .map(|c| TxnOp::get(self.check_key(route, c), None))
+            .collect();
+        let txn = Txn::new()
+            .when(plan.compares)
+            .and_then(plan.puts)
+            .or_else(reads);
+        let route_json = route.to_value().to_string();
+        let in_flight = InFlight {
+            shared: &self.shared,
+            id: self.shared.write().add_pending(route),
+        };
+        let (resp, maybe) = self.members.txn("save decision", txn).await?;
+        if resp.succeeded() {
+            // The overlay stays until the watch has brought the route.
+            self.settle(header_revision(&resp)).await;
+            drop(in_flight);
+            return Ok(Saved::Saved);
+        }
+        drop(in_flight);
+        let found = txn_gets(&resp);
+        let newest = found
+            .iter()
+            .flatten()
+            .map(KeyValue::mod_revision)
+            .max()
+            .unwrap_or(0);
+        self.settle(newest).await;
+        if maybe && is_ours(route, &route_json, &plan.checks, &found) {
+            // An earlier attempt was applied but its answer was lost.
+            return Ok(Saved::Saved);
+        }
+        Ok(Saved::Conflict(describe_conflict(
+            route,
+            &plan.checks,
+            &found,
+        )))
+    }
+
+    async fn remove_route(&self, name: &str) -> Result<Option<Route>, StoreError> {
+        check_name("route name", name)?;
+        let key = self.keys.route(name);
+        for _ in 0..RMW_ATTEMPTS {
+            let kvs = self.get("read route", key.clone(), None).await?;
+            let Some(kv) = kvs.first() else {
+                return Ok(None);
+            };
+            let text = kv.value_str().map_err(|_| StoreError::Corrupt {
+                key: key.clone(),
+                reason: "value is not UTF-8".into(),
+            })?;
+            let route = parse_route(&key, name, text)
+                .map_err(|(key, reason)| StoreError::Corrupt { key, reason })?;
+            if !route.is_live() {
+                return Ok(Some(route));
+            }
+            let mut ports = route.host_ports.clone();
+            ports.sort_unstable();
+            ports.dedup();
+            // Free only the claims that are this route's.
+            let reads: Vec<TxnOp> = ports
+                .iter()
+                .map(|p| TxnOp::get(self.keys.port(&route.server, *p), None))
+                .collect();
+            let mut ops = Vec::new();
+            for chunk in reads.chunks(self.config.max_txn_ops.max(1)) {
+                let resp = self
+                    .txn("read port claims", Txn::new().and_then(chunk.to_vec()))
+                    .await?;
+                for kvs in txn_gets(&resp) {
+                    for kv in kvs.iter().filter(|kv| kv.value() == name.as_bytes()) {
+                        ops.push(TxnOp::delete(kv.key().to_vec(), None));
+                    }
+                }
+            }
+            let mut removed = route.clone();
+            removed.state = flocker_core::REMOVED.to_string();
+            ops.push(TxnOp::put(
+                key.clone(),
+                removed.to_value().to_string(),
+                None,
+            ));
+            let txn = Txn::new()
+                .when(vec![Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    kv.mod_revision(),
+                )])
+                .and_then(ops);
+            let resp = self.txn("remove route", txn).await?;
+            if resp.succeeded() {
+                self.settle(header_revision(&resp)).await;
+                return Ok(Some(route));
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "route {name} kept changing while it was being removed ({RMW_ATTEMPTS} attempts)"
+        )))
+    }
+
+    async fn policy_push(&self, module: &[u8], record: PolicyRecord) -> Result<(), StoreError> {
+        check_name("policy digest", &record.digest)?;
+        let digest = record.digest.as_str();
+        let chunks: Vec<&[u8]> = module.chunks(MODULE_CHUNK).collect();
+        let meta_key = self.keys.module(digest);
+        let stored = !self
+            .get("read module", meta_key.clone(), None)
+            .await?
+            .is_empty();
+        if !stored {
+            // Chunks first, one request each (etcd refuses requests over
+            // 1.5 MiB); the module exists once its meta key does.
+            for (i, chunk) in chunks.iter().enumerate() {
+                self.txn(
+                    "store module chunk",
+                    Txn::new().and_then(vec![TxnOp::put(
+                        self.keys.module_chunk(digest, i),
+                        chunk.to_vec(),
+                        None,
+                    )]),
+                )
+                .await?;
+            }
+        }
+        let meta = json!({"size": module.len(), "chunks": chunks.len()}).to_string();
+        for _ in 0..RMW_ATTEMPTS {
+            let last = self
+                .get(
+                    "read policy history",
+                    self.keys.history(),
+                    Some(
+                        GetOptions::new()
+                            .with_prefix()
+                            .with_keys_only()
+                            .with_sort(SortTarget::Key, SortOrder::Descend)
+                            .with_limit(1),
+                    ),
+                )
+                .await?;
+            let seq = match last.first() {
+                Some(kv) => {
+                    let k = String::from_utf8_lossy(kv.key()).into_owned();
+                    let n = k
+                        .rsplit('/')
+                        .next()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or_else(|| StoreError::Corrupt {
+                            key: k.clone(),
+                            reason: "history key does not end in a sequence number".into(),
+                        })?;
+                    n + 1
+                }
+                None => 1,
+            };
+            let entry = self.keys.history_entry(seq);
+            let mut ops = vec![
+                TxnOp::put(entry.clone(), policy_record_value(&record), None),
+                TxnOp::put(self.keys.active(), digest, None),
+            ];
+            if !stored {
+                ops.push(TxnOp::put(meta_key.clone(), meta.as_str(), None));
+            }
+            let txn = Txn::new()
+                .when(vec![Compare::version(entry, CompareOp::Equal, 0)])
+                .and_then(ops);
+            let resp = self.txn("push policy", txn).await?;
+            if resp.succeeded() {
+                self.settle(header_revision(&resp)).await;
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "policy history kept changing while pushing ({RMW_ATTEMPTS} attempts)"
+        )))
+    }
+
+    async fn policy_history(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        let kvs = self
+            .get(
+                "read policy history",
+                self.keys.history(),
+                Some(
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_sort(SortTarget::Key, SortOrder::Ascend),
+                ),
+            )
+            .await?;
+        kvs.iter().map(parse_policy_record).collect()
+    }
+
+    async fn policy_active(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let active = self.keys.active();
+        let kvs = self.get("read active policy", active.clone(), None).await?;
+        let Some(kv) = kvs.first() else {
+            return Ok(None);
+        };
+        let digest = kv
+            .value_str()
+            .map_err(|_| StoreError::Corrupt {
+                key: active.clone(),
+                reason: "value is not UTF-8".into(),
+            })?
+            .to_string();
+        let meta_key = self.keys.module(&digest);
+        let corrupt = |reason: String| StoreError::Corrupt {
+            key: meta_key.clone(),
+            reason,
+        };
+        let meta = self.get("read module", meta_key.clone(), None).await?;
+        let meta = meta
+            .first()
+            .ok_or_else(|| corrupt(format!("active digest {digest} has no module")))?;
+        let meta: Value =
+            serde_json::from_slice(meta.value()).map_err(|e| corrupt(format!("not JSON: {e}")))?;
+        let size = meta
+            .get("size")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| corrupt("size is missing".into()))?;
+        let count = meta
+            .get("chunks")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| corrupt("chunks is missing".into()))?;
+        let chunks = self
+            .get(
+                "read module",
+                format!("{meta_key}/"),
+                Some(
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_sort(SortTarget::Key, SortOrder::Ascend),
+                ),
+            )
+            .await?;
+        if chunks.len() as u64 != count {
+            return Err(corrupt(format!(
+                "{} of {count} chunks are stored",
+                chunks.len()
+            )));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        for c in &chunks {
+            bytes.extend_from_slice(c.value());
+        }
+        if bytes.len() as u64 != size {
+            return Err(corrupt(format!(
+                "chunks hold {} bytes, not {size}",
+                bytes.len()
+            )));
+        }
+        Ok(Some((digest, bytes)))
+    }
+
+    /// From the watch-fed cache: no request to etcd.
+    async fn policy_active_digest(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.shared.read().active_policy.clone())
+    }
+
+    async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
+        check_name("policy digest", digest)?;
+        let txn = Txn::new()
+            .when(vec![Compare::version(
+                self.keys.module(digest),
+                CompareOp::Greater,
+                0,
+            )])
+            .and_then(vec![TxnOp::put(self.keys.active(), digest, None)]);
+        let resp = self.txn("activate policy", txn).await?;
+        if !resp.succeeded() {
+            return Err(StoreError::NotFound(format!(
+                "no policy module with digest {digest} was pushed"
+            )));
+        }
+        self.settle(header_revision(&resp)).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,336 @@
+//! The first read of everything, and the watch that keeps the cache current.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// Reads inventory, routes, volume claims and the active policy digest in
+/// one transaction, so they are all at one revision.
+pub(super) async fn load(members: &Members, keys: &Keys) -> Result<Snapshot, StoreError> {
+    let txn = Txn::new().and_then(vec![
+        TxnOp::get(keys.servers(), Some(GetOptions::new().with_prefix())),
+        TxnOp::get(keys.routes(), Some(GetOptions::new().with_prefix())),
+        TxnOp::get(keys.volumes(), Some(GetOptions::new().with_prefix())),
+        TxnOp::get(keys.active(), None),
+    ]);
+    let (resp, _) = members.txn("read state", txn).await?;
+    let revision = header_revision(&resp);
+    let mut cluster = Cluster::new();
+    let mut cache = Cache::new();
+    for kvs in txn_gets(&resp) {
+        for item in &kvs {
+            if let Some(change) = read_put(keys, item, &mut cache) {
+                cluster.apply_change(change);
+            }
+        }
+    }
+    cache.cluster = Arc::new(cluster);
+    Ok(Snapshot { revision, cache })
+}
+
+/// The change a put of `kv` makes, keeping the cache's side tables; None
+/// for keys the cluster does not hold. A record that cannot be read is
+/// recorded in `cache.corrupt` and reads as a deletion.
+pub(super) fn read_put(keys: &Keys, kv: &KeyValue, cache: &mut Cache) -> Option<Change> {
+    let (key, text) = match utf8(kv) {
+        Ok(kt) => kt,
+        Err((key, reason)) => {
+            tracing::warn!(%key, %reason, "unreadable etcd record");
+            cache.corrupt.insert(key, reason);
+            return None;
+        }
+    };
+    let kind = keys.kind(key);
+    if let Kind::Route(name) = kind {
+        cache.route_revs.insert(name.to_string(), kv.mod_revision());
+    }
+    let parsed = match kind {
+        Kind::Server(h) => parse_server(key, h, text).map(Change::UpsertServer),
+        Kind::Route(n) => parse_route(key, n, text).map(Change::SaveRoute),
+        Kind::Volume(v) => {
+            if text.is_empty() {
+                Err((key.to_string(), "empty hostname".to_string()))
+            } else {
+                Ok(Change::ClaimVolume {
+                    volume: v.to_string(),
+                    server: text.to_string(),
+                })
+            }
+        }
+        Kind::PolicyActive => {
+            cache.active_policy = Some(text.to_string());
+            return None;
+        }
+        Kind::Other => return None,
+    };
+    match parsed {
+        Ok(change) => {
+            cache.corrupt.remove(key);
+            Some(change)
+        }
+        Err((key, reason)) => {
+            tracing::warn!(%key, %reason, "corrupt etcd record left out of the cluster");
+            cache.corrupt.insert(key, reason);
+            read_delete(keys, kv, cache)
+        }
+    }
+}
+
+/// The change a deletion of `kv`'s key makes.
+pub(super) fn read_delete(keys: &Keys, kv: &KeyValue, cache: &mut Cache) -> Option<Change> {
+    let key = kv.key_str().ok()?;
+    cache.corrupt.remove(key);
+    match keys.kind(key) {
+        Kind::Server(h) => Some(Change::RemoveServer {
+            hostname: h.to_string(),
+        }),
+        Kind::Route(n) => {
+            cache.route_revs.remove(n);
+            Some(Change::DeleteRoute {
+                name: n.to_string(),
+            })
+        }
+        Kind::Volume(v) => Some(Change::ReleaseVolume {
+            volume: v.to_string(),
+        }),
+        Kind::PolicyActive => {
+            cache.active_policy = None;
+            None
+        }
+        Kind::Other => None,
+    }
+}
+
+/// Replaces the cache with a fresh snapshot, telling receivers the difference.
+pub(super) fn install(shared: &Shared, snapshot: Snapshot) {
+    let changes = {
+        let mut cache = shared.write();
+        // Receivers follow etcd's records: diff without the overlays.
+        let pending = std::mem::take(&mut cache.pending);
+        let mut stored = (*cache.cluster).clone();
+        for p in pending.values().rev() {
+            unoverlay(
+                &mut stored,
+                Pending {
+                    route: p.route.clone(),
+                    hidden_route: p.hidden_route.clone(),
+                    hidden_volumes: p.hidden_volumes.clone(),
+                },
+            );
+        }
+        let changes = stored.changes_to(&snapshot.cache.cluster);
+        let next_pending = cache.next_pending;
+        *cache = snapshot.cache;
+        cache.next_pending = next_pending;
+        for (id, p) in pending {
+            let mut again = Pending {
+                route: p.route,
+                hidden_route: None,
+                hidden_volumes: Vec::new(),
+            };
+            overlay(Arc::make_mut(&mut cache.cluster), &mut again);
+            cache.pending.insert(id, again);
+        }
+        changes
+    };
+    for c in changes {
+        let _ = shared.changes.send(c);
+    }
+    let active = shared.read().active_policy.clone();
+    shared.policy.send_if_modified(|p| {
+        if *p != active {
+            *p = active;
+            true
+        } else {
+            false
+        }
+    });
+    shared.status.send_modify(|s| {
+        s.revision = snapshot.revision;
+        s.down = None;
+    });
+}
+
+/// How one watch stream ended.
+pub(super) enum Ended {
+    /// The stream broke or the connection went away: watch again from the
+    /// next revision. The flag says whether the watch had been created (it
+    /// was following, so the member was fine until now).
+    Lost(String, bool),
+    /// etcd canceled the watch (compaction or otherwise): re-read everything.
+    Canceled(String),
+}
+
+/// The watch task: follows `P/` from `revision + 1` for as long as the store lives.
+pub(super) async fn follow(
+    members: Arc<Members>,
+    keys: Keys,
+    shared: Arc<Shared>,
+    mut revision: i64,
+) {
+    let min_backoff = Duration::from_millis(50);
+    let max_backoff = Duration::from_secs(1);
+    let mut backoff = min_backoff;
+    let mut reload = false;
+    loop {
+        if reload {
+            match load(&members, &keys).await {
+                Ok(snapshot) => {
+                    revision = snapshot.revision;
+                    shared
+                        .reloads
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    install(&shared, snapshot);
+                    reload = false;
+                }
+                Err(e) => {
+                    shared.set_down(e.to_string());
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(max_backoff);
+                    continue;
+                }
+            }
+        }
+        let member = members.preferred();
+        let Some(client) = members.clients.get(member).cloned() else {
+            return;
+        };
+        match watch_once(&client, member, &members, &keys, &shared, &mut revision).await {
+            Ended::Lost(why, followed) => {
+                if followed {
+                    backoff = min_backoff;
+                }
+                members.failed(member);
+                tracing::warn!(%why, revision, "etcd watch lost; watching again");
+                shared.set_down(why);
+            }
+            Ended::Canceled(why) => {
+                tracing::warn!(%why, revision, "etcd watch canceled; re-reading all state");
+                shared.set_down(why);
+                reload = true;
+                backoff = min_backoff;
+                continue;
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(max_backoff);
+    }
+}
+
+/// Resolves once requests have moved away from `member`.
+pub(super) async fn left(moved: &mut watch::Receiver<usize>, members: &Members, member: usize) {
+    loop {
+        if members.preferred() != member {
+            return;
+        }
+        if moved.changed().await.is_err() {
+            // The store is gone; its task is aborted with it.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Opens one watch from `revision + 1` and applies what it delivers until it ends.
+pub(super) async fn watch_once(
+    client: &Client,
+    member: usize,
+    members: &Members,
+    keys: &Keys,
+    shared: &Shared,
+    revision: &mut i64,
+) -> Ended {
+    let config = &members.config;
+    let mut moved = members.moved.subscribe();
+    let mut wc = client.watch_client().max_decoding_message_size(MAX_MESSAGE);
+    let options = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(*revision + 1)
+        .with_progress_notify();
+    let mut stream =
+        match tokio::time::timeout(config.request_timeout, wc.watch(keys.root(), Some(options)))
+            .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Ended::Lost(format!("watch: {e}"), false),
+            Err(_) => return Ended::Lost("watch: timed out".into(), false),
+        };
+    let mut followed = false;
+    loop {
+        let message = tokio::select! {
+            m = stream.message() => m,
+            () = left(&mut moved, members, member) => {
+                return Ended::Lost(
+                    format!("requests left member {member} after failing there"),
+                    followed,
+                );
+            }
+        };
+        let resp = match message {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ended::Lost("watch stream closed".into(), followed),
+            Err(e) => return Ended::Lost(format!("watch stream: {e}"), followed),
+        };
+        if resp.canceled() {
+            let why = if resp.compact_revision() > 0 {
+                format!(
+                    "revision {} is compacted (oldest kept {})",
+                    *revision + 1,
+                    resp.compact_revision()
+                )
+            } else {
+                format!("watch canceled: {}", resp.cancel_reason())
+            };
+            return Ended::Canceled(why);
+        }
+        if resp.created() {
+            // Following again from where the cache stands.
+            followed = true;
+            shared.status.send_modify(|s| s.down = None);
+        }
+        let events = resp.events();
+        if events.is_empty() {
+            // A progress notification: every event up to its revision is delivered.
+            if !resp.created() {
+                if let Some(h) = resp.header() {
+                    if h.revision() > *revision {
+                        *revision = h.revision();
+                        let r = *revision;
+                        shared.status.send_modify(|s| s.revision = r);
+                    }
+                }
+            }
+            continue;
+        }
+        let mut changes = Vec::with_capacity(events.len());
+        let mut last = *revision;
+        let mut policy_touched = false;
+        {
+            let mut cache = shared.write();
+            for ev in events {
+                let Some(kv) = ev.kv() else { continue };
+                last = last.max(kv.mod_revision());
+                if keys.kind(kv.key_str().unwrap_or("")) == Kind::PolicyActive {
+                    policy_touched = true;
+                }
+                let change = match ev.event_type() {
+                    EventType::Put => read_put(keys, kv, &mut cache),
+                    EventType::Delete => read_delete(keys, kv, &mut cache),
+                };
+                if let Some(c) = change {
+                    changes.push(c);
+                }
+            }
+            for c in &changes {
+                cache.apply_stored(c);
+            }
+        }
+        for c in changes {
+            let _ = shared.changes.send(c);
+        }
+        if policy_touched {
+            let active = shared.read().active_policy.clone();
+            shared.policy.send_replace(active);
+        }
+        *revision = last;
+        shared.status.send_modify(|s| s.revision = last);
+    }
+}

@@ -1,0 +1,173 @@
+//! The cached cluster and the changelog that keeps handles of one file in step.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Inner {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Cache> {
+        // A panic while holding the lock cannot leave the cache half
+        // updated (it is replaced whole), so a poisoned lock is still usable.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        tried!(self, self.db.begin_read())
+    }
+
+    pub(super) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        tried!(self, self.db.begin_write())
+    }
+
+    pub(super) fn generation_in(&self, txn: &ReadTransaction) -> Result<u64, StoreError> {
+        self.generation_of(&tried!(self, txn.open_table(META))?)
+    }
+
+    /// The generation recorded in the meta table, read or write.
+    pub(super) fn generation_of(
+        &self,
+        meta: &impl ReadableTable<&'static str, &'static str>,
+    ) -> Result<u64, StoreError> {
+        let g = tried!(self, meta.get(GENERATION))?;
+        match g {
+            None => Ok(0),
+            Some(v) => v
+                .value()
+                .parse()
+                .map_err(|e| corrupt("meta/generation".into(), e)),
+        }
+    }
+
+    /// The cached cluster, first brought up to the store's generation.
+    pub(super) fn fresh_cluster(&self) -> Result<Arc<Cluster>, StoreError> {
+        let mut cache = self.lock();
+        let txn = self.begin_read()?;
+        let generation = self.generation_in(&txn)?;
+        if generation != cache.generation {
+            self.catch_up(&mut cache, &txn, generation)?;
+        }
+        Ok(cache.cluster.clone())
+    }
+
+    /// Brings `cache` to `generation`: by the changelog when it holds every
+    /// missing change, else by rebuilding from the tables.
+    pub(super) fn catch_up(
+        &self,
+        cache: &mut Cache,
+        txn: &ReadTransaction,
+        generation: u64,
+    ) -> Result<(), StoreError> {
+        if generation > cache.generation && cache.generation > 0 {
+            let log = tried!(self, txn.open_table(CHANGELOG))?;
+            let first = cache.generation + 1;
+            let mut changes = Vec::new();
+            let mut expect = first;
+            for item in tried!(self, log.range(first..=generation))? {
+                let (k, v) = tried!(self, item)?;
+                if k.value() != expect {
+                    break;
+                }
+                let key = format!("changelog/{}", k.value());
+                let value = parse_json(&key, v.value())?;
+                changes.push(Change::from_value(&value, &key).map_err(|e| corrupt(key, e))?);
+                expect += 1;
+            }
+            if expect == generation + 1 {
+                let cluster = Arc::make_mut(&mut cache.cluster);
+                for c in changes {
+                    cluster.apply_change(c.clone());
+                    let _ = self.changes.send(c);
+                }
+                cache.generation = generation;
+                return Ok(());
+            }
+        }
+        let rebuilt = self.load_all(txn)?;
+        for c in cache.cluster.changes_to(&rebuilt) {
+            let _ = self.changes.send(c);
+        }
+        cache.cluster = Arc::new(rebuilt);
+        cache.generation = generation;
+        Ok(())
+    }
+
+    pub(super) fn load_all(&self, txn: &ReadTransaction) -> Result<Cluster, StoreError> {
+        let mut cluster = Cluster::new();
+        for item in tried!(self, tried!(self, txn.open_table(INVENTORY))?.iter())? {
+            let (k, v) = tried!(self, item)?;
+            cluster.apply_change(Change::UpsertServer(read_server(k.value(), v.value())?));
+        }
+        for item in tried!(self, tried!(self, txn.open_table(ROUTES))?.iter())? {
+            let (k, v) = tried!(self, item)?;
+            cluster.apply_change(Change::SaveRoute(read_route(k.value(), v.value())?));
+        }
+        for item in tried!(self, tried!(self, txn.open_table(VOLUMES))?.iter())? {
+            let (k, v) = tried!(self, item)?;
+            cluster.apply_change(Change::ClaimVolume {
+                volume: k.value().to_string(),
+                server: v.value().to_string(),
+            });
+        }
+        Ok(cluster)
+    }
+
+    /// Runs one write transaction that may record cluster changes. `body`
+    /// returns its result and the changes it made (already written to the
+    /// tables); they go to the changelog, the generation moves past them,
+    /// the transaction commits, and the cache follows.
+    pub(super) fn write<T>(
+        &self,
+        body: impl FnOnce(&WriteTransaction) -> Result<(T, Vec<Change>), StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.begin_write()?;
+        let (out, changes) = body(&txn)?;
+        if changes.is_empty() {
+            // Nothing to record; an abort keeps the file untouched.
+            tried!(self, txn.abort())?;
+            return Ok(out);
+        }
+        let start = self.record(&txn, &changes)?;
+        tried!(self, txn.commit())?;
+        let end = start + changes.len() as u64;
+        let mut cache = self.lock();
+        if cache.generation == start {
+            let cluster = Arc::make_mut(&mut cache.cluster);
+            for c in changes {
+                cluster.apply_change(c.clone());
+                let _ = self.changes.send(c);
+            }
+            cache.generation = end;
+        } else if cache.generation < end {
+            let rtxn = self.begin_read()?;
+            let generation = self.generation_in(&rtxn)?;
+            self.catch_up(&mut cache, &rtxn, generation)?;
+        }
+        Ok(out)
+    }
+
+    /// The generation a write transaction starts from.
+    pub(super) fn generation_in_write(&self, txn: &WriteTransaction) -> Result<u64, StoreError> {
+        self.generation_of(&tried!(self, txn.open_table(META))?)
+    }
+
+    /// Appends `changes` to the changelog and moves the generation past
+    /// them, in `txn`; returns the generation the transaction started from.
+    pub(super) fn record(
+        &self,
+        txn: &WriteTransaction,
+        changes: &[Change],
+    ) -> Result<u64, StoreError> {
+        let start = self.generation_in_write(txn)?;
+        let end = start + changes.len() as u64;
+        let mut meta = tried!(self, txn.open_table(META))?;
+        tried!(self, meta.insert(GENERATION, end.to_string().as_str()))?;
+        let mut log = tried!(self, txn.open_table(CHANGELOG))?;
+        for (i, c) in changes.iter().enumerate() {
+            let text = c.to_value().to_string();
+            tried!(self, log.insert(start + 1 + i as u64, text.as_str()))?;
+        }
+        if end > CHANGELOG_KEEP {
+            tried!(self, log.retain_in(..=(end - CHANGELOG_KEEP), |_, _| false))?;
+        }
+        Ok(start)
+    }
+}

@@ -1,0 +1,221 @@
+//! The embedded store: one redb file on one machine, no etcd.
+//!
+//! It keeps the records of SPEC section 5 in redb tables named after the
+//! etcd key spaces:
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `inventory` | hostname | server record (JSON) |
+//! | `routes` | container name | route record (JSON) |
+//! | `volumes` | volume | hostname holding it |
+//! | `ports` | `<hostname>/<port>` | container name holding that host port |
+//! | `policy_modules` | sha256 digest | module bytes |
+//! | `policy_history` | push sequence number | `{digest, pushed_at, info}` (JSON) |
+//! | `meta` | `generation`, `policy_active` | change counter, active digest |
+//! | `changelog` | sequence number | one `flocker_core::Change` (JSON) |
+//!
+//! Every write is one redb transaction committed with fsync (redb's default
+//! `Durability::Immediate`), so a write is whole or absent after a crash,
+//! SIGKILL included. The database is opened in redb's `MultiWriter` mode, so
+//! several `flocker` processes (a `serve` and CLI commands) share one file;
+//! redb serializes their write transactions.
+//!
+//! Placing: [`FileStore::write_batch`] decides inside the write transaction,
+//! after bringing the cache to the state that transaction starts from, so a
+//! decision is always made on the state it is saved over and cannot lose to
+//! another writer; places that arrive while one transaction is written are
+//! decided in turn and saved together in the next (one fsync per batch).
+//!
+//! The cache: each handle keeps a [`Cluster`] and the generation it reflects.
+//! Every write that changes the cluster appends its changes to `changelog`
+//! and raises `generation` to the last change's sequence number, in the same
+//! transaction. A handle whose cache is behind (another process wrote)
+//! applies the missing changes in order; when the changelog no longer holds
+//! them (it keeps the last [`CHANGELOG_KEEP`]), it rebuilds from the tables.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use flocker_core::{Change, Cluster, Route, Server, REMOVED};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use super::{named_volumes, PolicyRecord, Saved, Store, StoreError};
+
+macro_rules! tried {
+    ($inner:expr, $e:expr) => {
+        $e.map_err(|e| (db_err(&$inner.path))(&e))
+    };
+}
+
+mod tables;
+#[allow(unused_imports)]
+pub use tables::*;
+mod cache;
+#[allow(unused_imports)]
+use cache::*;
+mod writes;
+#[allow(unused_imports)]
+use writes::*;
+mod check;
+#[allow(unused_imports)]
+use check::*;
+mod batch;
+#[allow(unused_imports)]
+pub use batch::*;
+#[cfg(test)]
+mod tests;
+
+/// The embedded store. Cheap to clone: clones share one database handle.
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: redb::Database,
+    path: PathBuf,
+    cache: Mutex<Cache>,
+    changes: broadcast::Sender<Change>,
+}
+
+struct Cache {
+    generation: u64,
+    cluster: Arc<Cluster>,
+}
+
+fn db_err(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> StoreError + '_ {
+    move |e| StoreError::Unavailable(format!("{}: {e}", path.display()))
+}
+
+impl FileStore {
+    /// Opens the store at `path`, creating the file and its tables when missing.
+    pub fn open(path: impl AsRef<Path>) -> Result<FileStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(StoreError::Unavailable(format!(
+                    "{}: directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                )));
+            }
+        }
+        let err_path = path.clone();
+        let err = db_err(&err_path);
+        let db = redb::Builder::new()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .set_cache_size(64 * 1024 * 1024)
+            .create(&path)
+            .map_err(|e| err(&e))?;
+        // Create every table so that readers never meet a missing one.
+        let txn = db.begin_write().map_err(|e| err(&e))?;
+        {
+            txn.open_table(INVENTORY).map_err(|e| err(&e))?;
+            txn.open_table(ROUTES).map_err(|e| err(&e))?;
+            txn.open_table(VOLUMES).map_err(|e| err(&e))?;
+            txn.open_table(PORTS).map_err(|e| err(&e))?;
+            txn.open_table(POLICY_MODULES).map_err(|e| err(&e))?;
+            txn.open_table(POLICY_HISTORY).map_err(|e| err(&e))?;
+            txn.open_table(META).map_err(|e| err(&e))?;
+            txn.open_table(CHANGELOG).map_err(|e| err(&e))?;
+        }
+        txn.commit().map_err(|e| err(&e))?;
+        let (changes, _) = broadcast::channel(4096);
+        let store = FileStore {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                cache: Mutex::new(Cache {
+                    generation: 0,
+                    cluster: Arc::new(Cluster::new()),
+                }),
+                changes,
+            }),
+        };
+        store.inner.fresh_cluster()?;
+        Ok(store)
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Checks that the records agree with each other: every live route's
+    /// port claims are present and name it, every port claim belongs to a
+    /// live route on that server holding that port, every named volume of a
+    /// live route is claimed for its server, and every record parses.
+    /// Returns the problems found, none when consistent.
+    pub fn check(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.check()
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+}
+
+impl Store for FileStore {
+    async fn cluster(&self) -> Result<Arc<Cluster>, StoreError> {
+        // A read transaction and one lookup; the rare catch-up after another
+        // process wrote is short enough to run here.
+        self.inner.fresh_cluster()
+    }
+
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.inner.changes.subscribe()
+    }
+
+    async fn put_servers(&self, servers: &[Server]) -> Result<(), StoreError> {
+        let servers = servers.to_vec();
+        self.blocking(move |i| i.put_servers(&servers)).await
+    }
+
+    async fn remove_server(&self, hostname: &str) -> Result<bool, StoreError> {
+        let hostname = hostname.to_string();
+        self.blocking(move |i| i.remove_server(&hostname)).await
+    }
+
+    async fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
+        let route = route.clone();
+        self.blocking(move |i| i.save_decision(&route)).await
+    }
+
+    async fn remove_route(&self, name: &str) -> Result<Option<Route>, StoreError> {
+        let name = name.to_string();
+        self.blocking(move |i| i.remove_route(&name)).await
+    }
+
+    async fn policy_push(&self, module: &[u8], record: PolicyRecord) -> Result<(), StoreError> {
+        let module = module.to_vec();
+        self.blocking(move |i| i.policy_push(&module, &record))
+            .await
+    }
+
+    async fn policy_history(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        self.blocking(|i| i.policy_history()).await
+    }
+
+    async fn policy_active(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.blocking(|i| i.policy_active()).await
+    }
+
+    async fn policy_active_digest(&self) -> Result<Option<String>, StoreError> {
+        // One small record; no need for a blocking-pool hop.
+        self.inner.policy_active_digest()
+    }
+
+    async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
+        let digest = digest.to_string();
+        self.blocking(move |i| i.policy_activate(&digest)).await
+    }
+}

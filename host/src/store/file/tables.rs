@@ -1,0 +1,50 @@
+//! The redb tables (named after the etcd key spaces) and reading their records.
+
+#[allow(unused_imports)]
+use super::*;
+
+pub(super) const INVENTORY: TableDefinition<&str, &str> = TableDefinition::new("inventory");
+pub(super) const ROUTES: TableDefinition<&str, &str> = TableDefinition::new("routes");
+pub(super) const VOLUMES: TableDefinition<&str, &str> = TableDefinition::new("volumes");
+pub(super) const PORTS: TableDefinition<&str, &str> = TableDefinition::new("ports");
+pub(super) const POLICY_MODULES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("policy_modules");
+pub(super) const POLICY_HISTORY: TableDefinition<u64, &str> =
+    TableDefinition::new("policy_history");
+pub(super) const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+pub(super) const CHANGELOG: TableDefinition<u64, &str> = TableDefinition::new("changelog");
+
+pub(super) const GENERATION: &str = "generation";
+pub(super) const POLICY_ACTIVE: &str = "policy_active";
+
+/// How many changes the changelog keeps for handles that fell behind.
+pub const CHANGELOG_KEEP: u64 = 10_000;
+
+pub(super) fn corrupt(key: String, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        key,
+        reason: reason.to_string(),
+    }
+}
+
+pub(super) fn parse_json(key: &str, text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(key.to_string(), e))
+}
+
+pub(super) fn read_route(name: &str, text: &str) -> Result<Route, StoreError> {
+    let key = format!("/routes/containers/{name}");
+    let v = parse_json(&key, text)?;
+    let mut r = Route::from_value(&v, Some(name), &key).map_err(|e| corrupt(key.clone(), e))?;
+    r.name = name.to_string();
+    Ok(r)
+}
+
+pub(super) fn read_server(hostname: &str, text: &str) -> Result<Server, StoreError> {
+    let key = format!("/inventory/{hostname}");
+    let v = parse_json(&key, text)?;
+    Server::from_value(&v, &key).map_err(|e| corrupt(key.clone(), e))
+}
+
+pub(super) fn port_key(server: &str, port: u16) -> String {
+    format!("{server}/{port}")
+}

@@ -1,0 +1,20 @@
+//! The host's integration tests in one binary (one link, one process
+//! start; wasmtime's `tests/all` layout). Each module is one area:
+//!
+//! - `cli`: the `flocker` commands and their exit codes.
+//! - `bad_input`: hostile and malformed inputs get clear errors.
+//! - `crash`: a SIGKILL never leaves a half-written save.
+//! - `place_store`: places over the embedded store, by several processes.
+//! - `serve`: the real `flocker serve` binary over HTTP.
+//! - `proxy_protocol`: `flocker proxy` in process against a fake daemon.
+//! - `demo`: the store demo script end to end.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod crash;
+mod demo;
+mod place_store;
+mod proxy_protocol;
+mod serve;

@@ -1,0 +1,10 @@
+//! The etcd store against real etcd members on loopback, in one binary:
+//!
+//! - `store`: SPEC section 5 keys, atomic saves, the watch-fed cache, its
+//!   resync, route removal and policy modules.
+//! - `faults`: members lost mid-run.
+//! - `race`: four real `flocker place` processes racing on one etcd.
+
+mod faults;
+mod race;
+mod store;

@@ -43,6 +43,9 @@ struct Host {
     usage: Usage,
 }
 
+/// The `inventory` and `routes` of SPEC section 2, indexed for deciding:
+/// build it with [`Cluster::from_snapshot`], keep it current with
+/// [`Cluster::apply`], decide with [`Cluster::decide`].
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
     hosts: BTreeMap<String, Host>,
@@ -63,18 +66,35 @@ pub enum Change {
     /// `{"op": "upsert_server", "server": {...}}`
     UpsertServer(Server),
     /// `{"op": "remove_server", "hostname": "..."}`
-    RemoveServer { hostname: String },
+    RemoveServer {
+        /// The server's `hostname`.
+        hostname: String,
+    },
     /// `{"op": "save_route", "route": {...}}`: adds or replaces the record.
     SaveRoute(Route),
     /// `{"op": "remove_route", "name": "..."}`: marks it removed, which frees
     /// its ports and its place in its service but keeps it for its volumes.
-    RemoveRoute { name: String },
+    RemoveRoute {
+        /// The route's container name.
+        name: String,
+    },
     /// `{"op": "delete_route", "name": "..."}`: forgets the record.
-    DeleteRoute { name: String },
+    DeleteRoute {
+        /// The route's container name.
+        name: String,
+    },
     /// `{"op": "claim_volume", "volume": "...", "server": "..."}`
-    ClaimVolume { volume: String, server: String },
+    ClaimVolume {
+        /// The volume name, as in `routes.volumes`.
+        volume: String,
+        /// The hostname that holds it.
+        server: String,
+    },
     /// `{"op": "release_volume", "volume": "..."}`
-    ReleaseVolume { volume: String },
+    ReleaseVolume {
+        /// The volume name.
+        volume: String,
+    },
 }
 
 impl Change {
@@ -118,6 +138,7 @@ impl Change {
         })
     }
 
+    /// The change record [`Change::from_value`] reads.
     pub fn to_value(&self) -> Value {
         match self {
             Change::UpsertServer(s) => json!({"op": "upsert_server", "server": s.to_value()}),
@@ -136,6 +157,7 @@ impl Change {
 }
 
 impl Cluster {
+    /// An empty cluster: no servers, routes or volume claims.
     pub fn new() -> Cluster {
         Cluster::default()
     }
@@ -200,6 +222,8 @@ impl Cluster {
         Ok(())
     }
 
+    /// Applies one parsed change; removing or releasing what the cluster
+    /// does not hold is a no-op.
     pub fn apply_change(&mut self, change: Change) {
         match change {
             Change::UpsertServer(s) => self.upsert_server(s),
@@ -316,6 +340,8 @@ impl Cluster {
             .filter_map(|h| h.server.as_ref().map(|s| (s, &h.usage)))
     }
 
+    /// The inventory server of that hostname; `None` also for a hostname
+    /// that only routes name.
     pub fn server(&self, hostname: &str) -> Option<&Server> {
         self.hosts.get(hostname).and_then(|h| h.server.as_ref())
     }
@@ -325,10 +351,12 @@ impl Cluster {
         self.routes.values()
     }
 
+    /// The route of that container name, in any state.
     pub fn route(&self, name: &str) -> Option<&Route> {
         self.routes.get(name)
     }
 
+    /// The route of that container name when its state is `live`.
     pub fn live_route(&self, name: &str) -> Option<&Route> {
         self.routes.get(name).filter(|r| r.is_live())
     }
@@ -338,6 +366,7 @@ impl Cluster {
         self.volumes.iter().map(|(v, s)| (v.as_str(), s.as_str()))
     }
 
+    /// The hostname that holds a named volume (`routes.volumes`).
     pub fn volume_server(&self, volume: &str) -> Option<&str> {
         self.volumes.get(volume).map(String::as_str)
     }

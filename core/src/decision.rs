@@ -20,23 +20,33 @@ use crate::{links, pins, routing};
 /// The chosen server, as a proxy needs it to forward the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerRef {
+    /// The server's `hostname`.
     pub hostname: String,
+    /// The server's `address`.
     pub address: String,
+    /// The server's Docker endpoint, where the create request goes.
     pub docker: String,
 }
 
+/// A successful decision (SPEC section 4): where the container goes and
+/// what to send there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
+    /// The chosen server.
     pub server: ServerRef,
     /// The rewritten create body.
     pub container: Map<String, Value>,
+    /// The link variables appended to the body's `Env`, in order; a key
+    /// the user set is not among them.
     pub links_env: Vec<String>,
     /// What the host saves; `None` for an unnamed container.
     pub route: Option<Route>,
+    /// Why the server was chosen: the other servers' rejections.
     pub explain: Explain,
 }
 
 impl Decision {
+    /// The SPEC success output object.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
@@ -396,7 +406,9 @@ pub struct Ranking {
 /// One server in a [`Ranking`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ranked {
+    /// The server's `hostname`.
     pub hostname: String,
+    /// Whether routing removed it or kept it, and why.
     pub verdict: Verdict,
 }
 
@@ -408,5 +420,10 @@ pub enum Verdict {
     /// Eligible, with its sort key: the fewest `load` wins, then the fewest
     /// `same_service` (live members of the request's service), then the
     /// smallest hostname.
-    Eligible { load: u64, same_service: u64 },
+    Eligible {
+        /// The server's load: `containers`, else its live routes.
+        load: u64,
+        /// Its live members of the request's service.
+        same_service: u64,
+    },
 }

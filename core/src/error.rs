@@ -29,33 +29,67 @@ pub enum DecisionError {
     /// The input is not what SPEC section 2 describes; `path` is the JSON path
     /// of the offending field, such as `container.HostConfig.Links[1]`.
     #[error("{path}: {reason}")]
-    InvalidRequest { path: String, reason: String },
+    InvalidRequest {
+        /// The JSON path of the field, `""` for the input as a whole.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// The container name breaks Docker's naming rule.
     #[error("name: {name:?} is not a valid container name: {reason}")]
-    InvalidName { name: String, reason: String },
+    InvalidName {
+        /// The name as given, a leading `/` included.
+        name: String,
+        /// Which part of the rule it breaks.
+        reason: String,
+    },
 
     /// A live route already holds this name.
     #[error("name: {name:?} is already in use by a live container on {server}")]
-    NameInUse { name: String, server: String },
+    NameInUse {
+        /// The container name, without a leading `/`.
+        name: String,
+        /// The hostname the live route is on.
+        server: String,
+    },
 
     /// `VIKING_SERVER` names a server that is not in the inventory.
     #[error("{path}: VIKING_SERVER names {hostname:?}, which is not in the inventory")]
-    UnknownServer { path: String, hostname: String },
+    UnknownServer {
+        /// The JSON path of the `VIKING_SERVER` entry, such as
+        /// `container.Env[1]`.
+        path: String,
+        /// The hostname it names.
+        hostname: String,
+    },
 
     /// A `volumes_from` source or network container has no live route.
     #[error("{path}: container {name:?} has no live route")]
-    UnknownContainer { path: String, name: String },
+    UnknownContainer {
+        /// The JSON path of the `VolumesFrom` entry or of `NetworkMode`.
+        path: String,
+        /// The container name it refers to.
+        name: String,
+    },
 
     /// A link names neither a live container nor a service with live members.
     #[error(
         "{path}: link target {name:?} is neither a live container nor a service with live members"
     )]
-    UnknownLink { path: String, name: String },
+    UnknownLink {
+        /// The JSON path of the `HostConfig.Links` entry.
+        path: String,
+        /// The link's target name (not its alias).
+        name: String,
+    },
 
     /// The pins name more than one server.
     #[error("pins name more than one server: {}", join_pins(.pins))]
-    ConflictingPins { pins: Vec<Pin> },
+    ConflictingPins {
+        /// Every pin, `VIKING_SERVER` first when set, each with its server.
+        pins: Vec<Pin>,
+    },
 
     /// A pin sends the container to a server that is not in the inventory,
     /// or (`down`) whose Docker daemon does not answer.
@@ -64,11 +98,20 @@ pub enum DecisionError {
         .pin.server,
         if *.down { "is down" } else { "is not in the inventory" }
     )]
-    PinnedServerUnavailable { pin: Pin, down: bool },
+    PinnedServerUnavailable {
+        /// The pin that cannot be followed.
+        pin: Pin,
+        /// True when the server is in the inventory but down; false when
+        /// it is not in the inventory.
+        down: bool,
+    },
 
     /// Every server was removed by a routing rule.
     #[error("no eligible server: {}", .explain.summary)]
-    NoEligibleServer { explain: Explain },
+    NoEligibleServer {
+        /// Each server's rejection reason and the summary.
+        explain: Explain,
+    },
 }
 
 fn join_pins(pins: &[Pin]) -> String {

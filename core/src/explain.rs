@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
+/// The `explain` object of a decision or an error (SPEC section 4).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Explain {
+    /// `<eligible>/<total> servers eligible`, then the count of each
+    /// rejection reason, most common first: `1/3 servers eligible: 1 full`.
     pub summary: String,
     /// hostname -> reason, in hostname order.
     pub rejected: Vec<(String, String)>,
@@ -33,6 +36,7 @@ impl Explain {
         Explain { summary, rejected }
     }
 
+    /// `{"summary": ..., "rejected": {hostname: reason, ...}}`.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }

@@ -8,9 +8,13 @@ use crate::error::DecisionError;
 /// The protocols the Docker Engine accepts for a port.
 const PROTOCOLS: [&str; 3] = ["tcp", "udp", "sctp"];
 
+/// A container port key such as `80/tcp`; its `Ord` is Docker's link
+/// order (TCP first by number, then the other protocols by name and number).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Port {
+    /// The port number, 1 to 65535.
     pub num: u16,
+    /// `tcp`, `udp` or `sctp`, lower-cased; `tcp` when the key has none.
     pub proto: &'static str,
 }
 

@@ -16,11 +16,20 @@ pub const LIVE: &str = "live";
 /// The `state` `routes rm` gives a route: kept for its volumes, not running.
 pub const REMOVED: &str = "removed";
 
+/// A route record: `routes.containers.<name>` of the decision input, the
+/// `route` of a decision, etcd `/routes/containers/<name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    /// `name`: the container name (no leading `/`); the key it is stored
+    /// under stands in when the record has none.
     pub name: String,
+    /// `service`: the name before its last dot (the whole name when it has
+    /// none), which is also the default when the record has none.
     pub service: String,
+    /// `server` (required): the hostname the container runs on.
     pub server: String,
+    /// `address`: that server's `address` when the decision was made, what
+    /// link variables' `_ADDR` use; empty when the record has none.
     pub address: String,
     /// Container port -> its first host port, in Docker's link order: what
     /// link variables point at.
@@ -28,12 +37,19 @@ pub struct Route {
     /// Every host port the container binds on its server, ascending and
     /// unique: what a save claims and what a live route holds.
     pub host_ports: Vec<u16>,
+    /// `env` (default `[]`): the user's env merged with the image's, before
+    /// `SERVICE_*` and link variables; linkers read `<A>_ENV_<k>` from it.
     pub env: Vec<String>,
+    /// `volumes` (default `[]`): the named volumes the container uses
+    /// (`Binds` sources not starting with `/`, `Mounts` of `Type` volume).
     pub volumes: Vec<String>,
+    /// `state`: [`LIVE`] (the default) or [`REMOVED`]; only live routes
+    /// hold names, host ports and places in a service.
     pub state: String,
 }
 
 impl Route {
+    /// Whether `state` is [`LIVE`].
     pub fn is_live(&self) -> bool {
         self.state == LIVE
     }
@@ -98,6 +114,7 @@ impl Route {
         })
     }
 
+    /// The record as SPEC section 4 writes it, with every field.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }

@@ -10,22 +10,35 @@ use crate::json_path::{
 /// The port range a server publishes from when its record gives none.
 pub const DEFAULT_PORT_RANGE: (u16, u16) = (20000, 29999);
 
+/// One server record of `inventory` (SPEC section 2, etcd
+/// `/inventory/<hostname>`), with the SPEC defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
+    /// `hostname` (required, not empty): the name routes, pins and
+    /// `VIKING_SERVER` refer to it by.
     pub hostname: String,
+    /// `address` (required, not empty): where containers on other servers
+    /// reach this server's published ports; link variables' `_ADDR`.
     pub address: String,
     /// The Docker endpoint; `tcp://<address>:2375` when the record gives none.
     pub docker: String,
+    /// `tags` (default `[]`): what `VIKING_TAGS` matches, case-sensitively.
     pub tags: Vec<String>,
+    /// `reserved` (default false): takes a container only when
+    /// `VIKING_SERVER` names it or a pin sends it there (SPEC 3, Routing 3).
     pub reserved: bool,
+    /// `full` (default false): takes no container (SPEC 3, Routing 3).
     pub full: bool,
     /// The server's Docker daemon does not answer: it takes nothing, named or
     /// pinned (SPEC 3, Routing 3).
     pub down: bool,
+    /// `max_containers` (optional): a load of this or more makes the server
+    /// full; `None` is no limit.
     pub max_containers: Option<u64>,
     /// The load the record states; when absent the load is its live routes.
     pub containers: Option<u64>,
-    /// Inclusive bounds.
+    /// `port_range` (default `[20000, 29999]`), inclusive bounds: where
+    /// published host ports are taken from, lowest free first.
     pub port_range: (u16, u16),
 }
 
@@ -89,6 +102,7 @@ impl Server {
         Value::Object(m)
     }
 
+    /// Whether `tags` holds exactly `tag` (case-sensitive).
     pub fn has_tag(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t == tag)
     }

@@ -14,9 +14,13 @@ use crate::cluster::Change;
 use crate::route::Route;
 use crate::server::Server;
 
+/// The server tags generated inventories and `VIKING_TAGS` draw from.
 pub const TAGS: [&str; 4] = ["ssd", "eu", "gpu", "big"];
+/// The service names generated containers and routes draw from.
 pub const SERVICES: [&str; 4] = ["auth", "db", "web", "cache"];
+/// The named volumes generated binds, mounts and volume claims draw from.
 pub const VOLUMES: [&str; 3] = ["pgdata", "logs", "media"];
+/// The container port keys generated requests and routes draw from.
 pub const PORTS: [&str; 5] = ["80/tcp", "443/tcp", "8080", "53/udp", "9000/tcp"];
 
 fn hostname(i: usize) -> String {

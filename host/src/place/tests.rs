@@ -72,22 +72,15 @@ fn raced(races: u32) -> (Raced, tempfile::TempDir) {
     )
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn request() -> Value {
     json!({"name": "web.1", "container": {"Image": "w"},
            "image": {"Config": {"ExposedPorts": {"80/tcp": {}}}}})
 }
 
-#[test]
-fn a_lost_save_is_re_decided_on_fresh_state() {
+#[tokio::test]
+async fn a_lost_save_is_re_decided_on_fresh_state() {
     let (store, dir) = raced(2);
-    rt().block_on(async {
+    {
         let s = Server::from_value(&json!({"hostname": "n", "address": "10.0.0.1"}), "s").unwrap();
         store.put_servers(&[s]).await.unwrap();
         let placed = place(&store, &Native, &request(), 8).await.unwrap();
@@ -103,14 +96,14 @@ fn a_lost_save_is_re_decided_on_fresh_state() {
         let route = placed.decided.route.unwrap();
         assert_eq!(route.ports[0].1, 20002);
         assert!(store.inner.check().unwrap().is_empty());
-    });
+    }
     drop(dir);
 }
 
-#[test]
-fn losing_every_retry_is_a_clear_error_that_wrote_nothing() {
+#[tokio::test]
+async fn losing_every_retry_is_a_clear_error_that_wrote_nothing() {
     let (store, dir) = raced(100);
-    rt().block_on(async {
+    {
         let s = Server::from_value(&json!({"hostname": "n", "address": "10.0.0.1"}), "s").unwrap();
         store.put_servers(&[s]).await.unwrap();
         let e = place(&store, &Native, &request(), 3).await.unwrap_err();
@@ -129,14 +122,14 @@ fn losing_every_retry_is_a_clear_error_that_wrote_nothing() {
         let cluster = store.cluster().await.unwrap();
         assert!(cluster.route("web.1").is_none());
         assert_eq!(cluster.routes().count(), 4, "only the rivals");
-    });
+    }
     drop(dir);
 }
 
-#[test]
-fn errors_and_unnamed_containers_save_nothing() {
+#[tokio::test]
+async fn errors_and_unnamed_containers_save_nothing() {
     let (store, dir) = raced(0);
-    rt().block_on(async {
+    {
         let e = place(&store, &Native, &request(), 8).await.unwrap();
         assert!(!e.saved);
         assert_eq!(e.decided.error_kind.as_deref(), Some("no_eligible_server"));
@@ -147,7 +140,7 @@ fn errors_and_unnamed_containers_save_nothing() {
             .unwrap();
         assert!(!unnamed.saved && !unnamed.decided.is_error());
         assert_eq!(store.cluster().await.unwrap().routes().count(), 0);
-    });
+    }
     drop(dir);
 }
 
@@ -169,16 +162,11 @@ fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-#[test]
-fn the_placer_batches_concurrent_places_as_if_one_after_another() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_placer_batches_concurrent_places_as_if_one_after_another() {
     let dir = tempdir();
     let store = FileStore::open(dir.path().join("s.redb")).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    {
         store
             .put_servers(&[server("n1"), server("n2")])
             .await
@@ -222,20 +210,20 @@ fn the_placer_batches_concurrent_places_as_if_one_after_another() {
         // Least loaded, as one after another: 21 and 20 (or 20 and 21).
         let on_n1 = cluster.routes().filter(|r| r.server == "n1").count();
         assert!(on_n1 == 20 || on_n1 == 21, "{on_n1}");
-    });
+    }
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
     // Another handle (another process) reads the same records back.
     let other = FileStore::open(dir.path().join("s.redb")).unwrap();
-    let c = rt.block_on(other.cluster()).unwrap();
+    let c = other.cluster().await.unwrap();
     assert_eq!(c.routes().count(), 41);
 }
 
-#[test]
-fn placers_of_two_handles_catch_up_under_the_write_lock_and_never_conflict() {
+#[tokio::test]
+async fn placers_of_two_handles_catch_up_under_the_write_lock_and_never_conflict() {
     let dir = tempdir();
     let one = FileStore::open(dir.path().join("s.redb")).unwrap();
     let two = FileStore::open(dir.path().join("s.redb")).unwrap();
-    rt().block_on(async {
+    {
         one.put_servers(&[server("n1")]).await.unwrap();
         let p1 = placer(&one, 0, 8);
         let p2 = placer(&two, 0, 8);
@@ -249,17 +237,17 @@ fn placers_of_two_handles_catch_up_under_the_write_lock_and_never_conflict() {
             let port = placed.decided.route.unwrap().ports[0].1;
             assert_eq!(port, 20000 + i);
         }
-    });
+    }
     assert_eq!(one.check().unwrap(), Vec::<String>::new());
 }
 
-#[test]
-fn places_binding_one_port_twice_never_share_a_host_port() {
+#[tokio::test]
+async fn places_binding_one_port_twice_never_share_a_host_port() {
     let dir = tempdir();
     let one = FileStore::open(dir.path().join("s.redb")).unwrap();
     let two = FileStore::open(dir.path().join("s.redb")).unwrap();
     let mut bound = std::collections::BTreeSet::new();
-    rt().block_on(async {
+    {
         one.put_servers(&[server("n1")]).await.unwrap();
         let p1 = placer(&one, 0, 8);
         let p2 = placer(&two, 0, 8);
@@ -275,7 +263,7 @@ fn places_binding_one_port_twice_never_share_a_host_port() {
                 assert!(bound.insert(p), "host port {p} bound twice");
             }
         }
-    });
+    }
     assert_eq!(one.check().unwrap(), Vec::<String>::new());
     assert_eq!(bound.len(), 12);
 }

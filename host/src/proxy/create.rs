@@ -8,7 +8,7 @@
 //!    its `ExposedPorts`, `Env`, `Volumes`). When no server has it, decide
 //!    without saving to learn where the container would go, remember that
 //!    server for the pull, and answer 404 `No such image`: the CLI pulls
-//!    (the pull goes to that server, [`pull`]) and tries once more.
+//!    (the pull goes to that server, [`super::pull::pull`]) and tries once more.
 //! 3. [`App::place`]: decide and save the route. A decision error is
 //!    answered with its status ([`super::error::decision_status`]), never a
 //!    404. A `name_in_use` whose container no longer exists on its server

@@ -162,7 +162,7 @@ fn split_tag(image: &str) -> (&str, Option<&str>) {
 }
 
 /// `POST /images/create`: to the server a 404'd create chose, else to
-/// every server (progress merged, see [`super::combine::pull_all`]).
+/// every server (progress merged, see [`pull_all`]).
 pub async fn pull(p: &Arc<Proxy>, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
     let query = req.uri().query();
     if query_param(query, "fromSrc").is_some() {

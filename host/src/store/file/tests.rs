@@ -26,30 +26,32 @@ fn route(name: &str, server: &str, ports: &[u16], volumes: &[&str]) -> Route {
     r
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-#[test]
-fn saving_checks_name_ports_and_volumes_then_writes_all_of_it() {
+#[tokio::test]
+async fn saving_checks_name_ports_and_volumes_then_writes_all_of_it() {
     let dir = tempdir();
     let store = FileStore::open(dir.path().join("s.redb")).unwrap();
-    rt().block_on(async {
-        store.put_servers(&[server("n1"), server("n2")]).await.unwrap();
+    {
+        store
+            .put_servers(&[server("n1"), server("n2")])
+            .await
+            .unwrap();
         let a = route("a.1", "n1", &[20000, 20001], &["pg:/data", "/host:/x"]);
         assert_eq!(store.save_decision(&a).await.unwrap(), Saved::Saved);
         // Same name again while live.
         let again = route("a.1", "n2", &[], &[]);
-        assert!(matches!(store.save_decision(&again).await.unwrap(), Saved::Conflict(m) if m.contains("live")));
+        assert!(
+            matches!(store.save_decision(&again).await.unwrap(), Saved::Conflict(m) if m.contains("live"))
+        );
         // A port another name holds.
         let b = route("b.1", "n1", &[20001], &[]);
-        assert!(matches!(store.save_decision(&b).await.unwrap(), Saved::Conflict(m) if m.contains("20001")));
+        assert!(
+            matches!(store.save_decision(&b).await.unwrap(), Saved::Conflict(m) if m.contains("20001"))
+        );
         // A volume held for another server.
         let c = route("c.1", "n2", &[], &["pg"]);
-        assert!(matches!(store.save_decision(&c).await.unwrap(), Saved::Conflict(m) if m.contains("pg")));
+        assert!(
+            matches!(store.save_decision(&c).await.unwrap(), Saved::Conflict(m) if m.contains("pg"))
+        );
         let cluster = store.cluster().await.unwrap();
         assert_eq!(cluster.volume_server("pg"), Some("n1"));
         assert!(cluster.live_route("a.1").is_some());
@@ -63,16 +65,16 @@ fn saving_checks_name_ports_and_volumes_then_writes_all_of_it() {
         assert_eq!(cluster.route("a.1").unwrap().state, REMOVED);
         assert_eq!(cluster.volume_server("pg"), Some("n1"));
         assert_eq!(store.check().unwrap(), Vec::<String>::new());
-    });
+    }
 }
 
-#[test]
-fn another_handle_sees_writes_through_the_changelog_and_after_reopen() {
+#[tokio::test]
+async fn another_handle_sees_writes_through_the_changelog_and_after_reopen() {
     let dir = tempdir();
     let path = dir.path().join("s.redb");
     let one = FileStore::open(&path).unwrap();
     let two = FileStore::open(&path).unwrap();
-    rt().block_on(async {
+    {
         let mut changes = two.changes();
         one.put_servers(&[server("n1")]).await.unwrap();
         one.save_decision(&route("a.1", "n1", &[20000], &[]))
@@ -87,20 +89,20 @@ fn another_handle_sees_writes_through_the_changelog_and_after_reopen() {
         assert!(two.remove_server("n1").await.unwrap());
         assert!(!two.remove_server("n1").await.unwrap());
         assert!(one.cluster().await.unwrap().server("n1").is_none());
-    });
+    }
     drop(one);
     drop(two);
     let three = FileStore::open(&path).unwrap();
-    let c = rt().block_on(three.cluster()).unwrap();
+    let c = three.cluster().await.unwrap();
     assert_eq!(c.routes().count(), 1);
     assert_eq!(c.servers().count(), 0);
 }
 
-#[test]
-fn policy_history_and_rollback() {
+#[tokio::test]
+async fn policy_history_and_rollback() {
     let dir = tempdir();
     let store = FileStore::open(dir.path().join("s.redb")).unwrap();
-    rt().block_on(async {
+    {
         assert_eq!(store.policy_active().await.unwrap(), None);
         for (d, bytes) in [("aa", b"one".as_slice()), ("bb", b"two".as_slice())] {
             let rec = PolicyRecord {
@@ -121,18 +123,18 @@ fn policy_history_and_rollback() {
             store.policy_activate("cc").await,
             Err(StoreError::NotFound(_))
         ));
-    });
+    }
 }
 
-#[test]
-fn check_finds_orphan_and_missing_claims_and_bad_records() {
+#[tokio::test]
+async fn check_finds_orphan_and_missing_claims_and_bad_records() {
     let dir = tempdir();
     let store = FileStore::open(dir.path().join("s.redb")).unwrap();
-    rt().block_on(async {
+    {
         store.put_servers(&[server("n1")]).await.unwrap();
         let a = route("a.1", "n1", &[20000, 20001], &["pg"]);
         store.save_decision(&a).await.unwrap();
-    });
+    }
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
     // Break the records behind the store's back, one way at a time.
     let db = &store.inner.db;
@@ -202,11 +204,11 @@ fn diff_turns_one_cluster_into_the_other() {
     assert!(new.changes_to(&new).is_empty());
 }
 
-#[test]
-fn every_host_port_of_a_route_is_claimed_checked_and_freed() {
+#[tokio::test]
+async fn every_host_port_of_a_route_is_claimed_checked_and_freed() {
     let dir = tempdir();
     let store = FileStore::open(dir.path().join("s.redb")).unwrap();
-    rt().block_on(async {
+    {
         store.put_servers(&[server("n1")]).await.unwrap();
         // 80/tcp bound twice: `ports` records the first, `host_ports` both.
         let mut a = route("a.1", "n1", &[20000], &[]);
@@ -220,7 +222,7 @@ fn every_host_port_of_a_route_is_claimed_checked_and_freed() {
         assert_eq!(store.check().unwrap(), Vec::<String>::new());
         store.remove_route("a.1").await.unwrap();
         assert_eq!(store.save_decision(&b).await.unwrap(), Saved::Saved);
-    });
+    }
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }
 

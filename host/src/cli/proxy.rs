@@ -43,7 +43,7 @@ pub async fn run(args: ProxyArgs) -> Outcome {
         .iter()
         .map(|l| Listen::parse(l))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(Failure::usage)?;
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let store = open_or_create_store(&args.store).await?;
     let config = ProxyConfig {
         store_url: args.store.store.clone(),

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::{PlaceError, Placed};
 use crate::engine::{Decided, Engine, EngineError};
 use crate::store::file::FileStore;
-use crate::store::{Saved, StoreError};
+use crate::store::{Cause, Saved, StoreError};
 
 /// The sending end of the writer thread. A clone shares the one thread; it
 /// stops when the last clone is dropped.
@@ -59,14 +59,14 @@ impl Batcher {
                     run_jobs(&store, &*engine, jobs, max_retries);
                 }
             })
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the placer: {e}")))?;
+            .map_err(|e| StoreError::unavailable_by("cannot start the placer", e))?;
         Ok(Batcher { jobs: tx })
     }
 
     /// Decides `request` and saves its route, batched with whatever else
     /// is being placed; the answer of [`super::place`].
     pub(super) async fn place(&self, request: Value) -> Result<Placed, PlaceError> {
-        let stopped = || PlaceError::Store(StoreError::Unavailable("the placer stopped".into()));
+        let stopped = || PlaceError::Store(StoreError::unavailable("the placer stopped"));
         let (reply, answer) = oneshot::channel();
         let job = Job {
             request,
@@ -99,14 +99,17 @@ fn run_jobs(store: &FileStore, engine: &dyn Engine, mut jobs: Vec<Job>, max_retr
         let saved = match saved {
             Ok(s) => s,
             Err(e) => {
-                let message = e.to_string();
+                // Every place of the batch failed with it: each answer
+                // carries the one error underneath.
+                let cause: Cause = Arc::new(e);
                 drop(slots);
                 for job in jobs {
                     let _ = job
                         .reply
-                        .send(Err(PlaceError::Store(StoreError::Unavailable(
-                            message.clone(),
-                        ))));
+                        .send(Err(PlaceError::Store(StoreError::Unavailable {
+                            what: "the batch's write transaction".into(),
+                            cause: Some(cause.clone()),
+                        })));
                 }
                 return;
             }
@@ -116,8 +119,8 @@ fn run_jobs(store: &FileStore, engine: &dyn Engine, mut jobs: Vec<Job>, max_retr
         for ((mut job, decided), saved) in jobs.into_iter().zip(decided).zip(saved) {
             let retries = job.conflicts.len() as u32;
             let answer = match (decided, saved) {
-                (None, _) => Err(PlaceError::Store(StoreError::Unavailable(
-                    "the batch ended before this place was decided".into(),
+                (None, _) => Err(PlaceError::Store(StoreError::unavailable(
+                    "the batch ended before this place was decided",
                 ))),
                 (Some(Err(e)), _) => Err(e.into()),
                 (Some(Ok(decided)), None | Some(Saved::Saved)) => {

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 
-use super::error::ProxyError;
+use super::error::{BadAddress, ProxyError};
 
 /// How long dialing a daemon may take before it counts as not answering.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -38,26 +38,28 @@ pub enum Dial {
 
 impl Dial {
     /// Reads a server record's `docker` URL.
-    pub fn parse(url: &str) -> Result<Dial, String> {
+    pub fn parse(url: &str) -> Result<Dial, BadAddress> {
+        let bad = |expected| BadAddress {
+            url: url.to_string(),
+            expected,
+        };
         if let Some(rest) = url
             .strip_prefix("tcp://")
             .or_else(|| url.strip_prefix("http://"))
         {
             let hostport = rest.trim_end_matches('/');
             if hostport.is_empty() || hostport.contains('/') || !hostport.contains(':') {
-                return Err(format!("{url:?} is not tcp://HOST:PORT"));
+                return Err(bad("tcp://HOST:PORT"));
             }
             return Ok(Dial::Tcp(hostport.to_string()));
         }
         if let Some(path) = url.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                return Err(format!("{url:?} is not unix:///ABSOLUTE/PATH"));
+                return Err(bad("unix:///ABSOLUTE/PATH"));
             }
             return Ok(Dial::Unix(path.into()));
         }
-        Err(format!(
-            "{url:?}: only tcp://HOST:PORT and unix:///PATH daemons are supported"
-        ))
+        Err(bad("a tcp://HOST:PORT or unix:///PATH daemon"))
     }
 
     /// The `Host` header for a request the proxy makes itself (Go's HTTP

@@ -104,6 +104,15 @@ impl IntoResponse for ProxyError {
     }
 }
 
+/// A `--listen` address or a server's `docker` URL that is not one this
+/// proxy can use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{url:?}: expected {expected}")]
+pub struct BadAddress {
+    pub url: String,
+    pub expected: &'static str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

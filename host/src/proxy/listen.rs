@@ -11,6 +11,7 @@ use axum::routing::{any, get};
 use axum::Router;
 
 use super::down::{DownAware, DownSet};
+use super::error::BadAddress;
 use super::{follow, forward, health, locate, metrics, pull, Proxy};
 use crate::app::{shutdown_signal, App};
 use crate::engine::EngineChoice;
@@ -28,20 +29,24 @@ pub enum Listen {
 
 impl Listen {
     /// `tcp://HOST:PORT` or `unix:///PATH`.
-    pub fn parse(s: &str) -> Result<Listen, String> {
+    pub fn parse(s: &str) -> Result<Listen, BadAddress> {
+        let bad = |expected| BadAddress {
+            url: s.to_string(),
+            expected,
+        };
         if let Some(hp) = s.strip_prefix("tcp://") {
             if hp.is_empty() || hp.contains('/') {
-                return Err(format!("{s:?} is not tcp://HOST:PORT"));
+                return Err(bad("tcp://HOST:PORT"));
             }
             return Ok(Listen::Tcp(hp.to_string()));
         }
         if let Some(path) = s.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                return Err(format!("{s:?} is not unix:///ABSOLUTE/PATH"));
+                return Err(bad("unix:///ABSOLUTE/PATH"));
             }
             return Ok(Listen::Unix(path.into()));
         }
-        Err(format!("{s:?}: expected tcp://HOST:PORT or unix:///PATH"))
+        Err(bad("tcp://HOST:PORT or unix:///PATH"))
     }
 }
 

@@ -23,7 +23,7 @@ impl AnyStore {
     pub async fn open_existing(url: &StoreUrl) -> Result<AnyStore, StoreError> {
         if let StoreUrl::File(path) = url {
             if !path.exists() {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::unavailable(format!(
                     "no embedded store at {} (`flocker inventory add --store {url}` creates one)",
                     path.display()
                 )));
@@ -40,7 +40,7 @@ impl AnyStore {
                 let path = path.clone();
                 let store = tokio::task::spawn_blocking(move || FileStore::open(path))
                     .await
-                    .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))??;
+                    .map_err(|e| StoreError::unavailable(format!("store task failed: {e}")))??;
                 Ok(AnyStore::File(store))
             }
             StoreUrl::Etcd { endpoints, prefix } => Ok(AnyStore::Etcd(Box::new(

@@ -19,9 +19,15 @@ pub mod url;
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store cannot be reached or refused the call (etcd down, file locked).
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    /// The store cannot be reached or refused the call (etcd down, file
+    /// locked): what was being done, and the error underneath when there
+    /// is one (a redb or etcd error, a task that died).
+    #[error("store unavailable: {what}{}", cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default())]
+    Unavailable {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// A record in the store is not what SPEC section 5 says it is.
     #[error("corrupt record at {key}: {reason}")]
     Corrupt { key: String, reason: String },
@@ -32,6 +38,31 @@ pub enum StoreError {
     /// digest for [`Store::policy_activate`]).
     #[error("not found: {0}")]
     NotFound(String),
+}
+
+/// The error underneath a [`StoreError::Unavailable`]; shared, so that
+/// one failed batch can answer each of its places with it.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+impl StoreError {
+    /// The store refused or could not do `what`, for a reason of its own.
+    pub fn unavailable(what: impl Into<String>) -> StoreError {
+        StoreError::Unavailable {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
+    /// The store could not do `what` because of `cause`.
+    pub fn unavailable_by(
+        what: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        StoreError::Unavailable {
+            what: what.into(),
+            cause: Some(Arc::from(cause.into())),
+        }
+    }
 }
 
 /// The outcome of [`Store::save_decision`].

@@ -112,7 +112,7 @@ impl Members {
                         Failed::NotApplied => {}
                         Failed::Maybe => maybe = true,
                         Failed::Refusal => {
-                            return Err(StoreError::Unavailable(format!(
+                            return Err(StoreError::unavailable(format!(
                                 "etcd refused {what}: {}",
                                 status_message(&e)
                             )))

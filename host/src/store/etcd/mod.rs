@@ -183,11 +183,12 @@ struct Snapshot {
     cache: Cache,
 }
 
-fn unavailable(config: &EtcdConfig, what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!(
-        "etcd at {}: {what}: {e}",
-        config.endpoints.join(",")
-    ))
+fn unavailable(
+    config: &EtcdConfig,
+    what: &str,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> StoreError {
+    StoreError::unavailable_by(format!("etcd at {}: {what}", config.endpoints.join(",")), e)
 }
 
 impl EtcdStore {

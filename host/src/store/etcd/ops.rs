@@ -78,7 +78,7 @@ impl Store for EtcdStore {
         };
         let limit = self.config.max_txn_ops;
         if plan.compares.len() > limit || plan.puts.len() > limit || plan.checks.len() > limit {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "route {} needs {} checks in one transaction and etcd allows {limit} \
                  (its --max-txn-ops); nothing was written",
                 route.name,
@@ -182,7 +182,7 @@ impl Store for EtcdStore {
                 return Ok(Some(route));
             }
         }
-        Err(StoreError::Unavailable(format!(
+        Err(StoreError::unavailable(format!(
             "route {name} kept changing while it was being removed ({RMW_ATTEMPTS} attempts)"
         )))
     }
@@ -258,7 +258,7 @@ impl Store for EtcdStore {
                 return Ok(());
             }
         }
-        Err(StoreError::Unavailable(format!(
+        Err(StoreError::unavailable(format!(
             "policy history kept changing while pushing ({RMW_ATTEMPTS} attempts)"
         )))
     }

@@ -45,7 +45,7 @@ use super::{named_volumes, PolicyRecord, Saved, Store, StoreError};
 
 macro_rules! tried {
     ($inner:expr, $e:expr) => {
-        $e.map_err(|e| (db_err(&$inner.path))(&e))
+        $e.map_err(|e| db_err(&$inner.path, e))
     };
 }
 
@@ -85,8 +85,8 @@ struct Cache {
     cluster: Arc<Cluster>,
 }
 
-fn db_err(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> StoreError + '_ {
-    move |e| StoreError::Unavailable(format!("{}: {e}", path.display()))
+fn db_err(path: &Path, e: impl Into<redb::Error>) -> StoreError {
+    StoreError::unavailable_by(path.display().to_string(), e.into())
 }
 
 impl FileStore {
@@ -95,33 +95,33 @@ impl FileStore {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::unavailable(format!(
                     "{}: directory {} does not exist",
                     path.display(),
                     dir.display()
                 )));
             }
         }
-        let err_path = path.clone();
-        let err = db_err(&err_path);
         let db = redb::Builder::new()
             .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
             .set_cache_size(64 * 1024 * 1024)
             .create(&path)
-            .map_err(|e| err(&e))?;
+            .map_err(|e| db_err(&path, e))?;
         // Create every table so that readers never meet a missing one.
-        let txn = db.begin_write().map_err(|e| err(&e))?;
+        let txn = db.begin_write().map_err(|e| db_err(&path, e))?;
         {
-            txn.open_table(INVENTORY).map_err(|e| err(&e))?;
-            txn.open_table(ROUTES).map_err(|e| err(&e))?;
-            txn.open_table(VOLUMES).map_err(|e| err(&e))?;
-            txn.open_table(PORTS).map_err(|e| err(&e))?;
-            txn.open_table(POLICY_MODULES).map_err(|e| err(&e))?;
-            txn.open_table(POLICY_HISTORY).map_err(|e| err(&e))?;
-            txn.open_table(META).map_err(|e| err(&e))?;
-            txn.open_table(CHANGELOG).map_err(|e| err(&e))?;
+            txn.open_table(INVENTORY).map_err(|e| db_err(&path, e))?;
+            txn.open_table(ROUTES).map_err(|e| db_err(&path, e))?;
+            txn.open_table(VOLUMES).map_err(|e| db_err(&path, e))?;
+            txn.open_table(PORTS).map_err(|e| db_err(&path, e))?;
+            txn.open_table(POLICY_MODULES)
+                .map_err(|e| db_err(&path, e))?;
+            txn.open_table(POLICY_HISTORY)
+                .map_err(|e| db_err(&path, e))?;
+            txn.open_table(META).map_err(|e| db_err(&path, e))?;
+            txn.open_table(CHANGELOG).map_err(|e| db_err(&path, e))?;
         }
-        txn.commit().map_err(|e| err(&e))?;
+        txn.commit().map_err(|e| db_err(&path, e))?;
         let (changes, _) = broadcast::channel(4096);
         let store = FileStore {
             inner: Arc::new(Inner {
@@ -160,7 +160,7 @@ impl FileStore {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&inner))
             .await
-            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+            .map_err(|e| StoreError::unavailable_by("store task failed", e))?
     }
 }
 

@@ -16,8 +16,8 @@ if [ "$size" -gt $((400 * 1024)) ]; then
   exit 1
 fi
 
-echo "== build the npm package (wasm/js)"
-wasm/js/build.sh
+echo "== build the npm package (bindings/js)"
+bindings/js/build.sh
 
 export FLOCKER_POLICY_WASM=$module
 status=0

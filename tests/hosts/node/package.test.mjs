@@ -1,4 +1,4 @@
-// The npm package (wasm/js, wasm-bindgen), packed with `npm pack`, installed
+// The npm package (bindings/js, wasm-bindgen), packed with `npm pack`, installed
 // into a scratch project and used as a user would.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ let pkg;
 
 before(() => {
   scratch = mkdtempSync(join(tmpdir(), 'flocker-npm-'));
-  const tgz = execFileSync('npm', ['pack', '--silent', '--pack-destination', scratch, join(root, 'wasm/js')], {
+  const tgz = execFileSync('npm', ['pack', '--silent', '--pack-destination', scratch, join(root, 'bindings/js')], {
     encoding: 'utf8',
   }).trim();
   writeFileSync(join(scratch, 'package.json'), '{"name":"scratch","version":"1.0.0","private":true}');

@@ -2,7 +2,7 @@
 //!
 //! This crate exports string-in, string-out functions; the npm package's
 //! `index.js` wraps them so that callers pass objects or JSON strings and
-//! get objects back (`wasm/js/index.d.ts` has the types). Outputs are the
+//! get objects back (`bindings/js/index.d.ts` has the types). Outputs are the
 //! exact bytes `flocker_core` renders, the same as the raw-ABI module's.
 
 use flocker_core::Cluster;

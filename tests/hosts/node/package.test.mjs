@@ -90,7 +90,26 @@ test('the web build gives the same bytes', async () => {
   await web.init(readFileSync(join(dir, 'pkg/web/flocker_js_bg.wasm')));
   for (const ex of examples()) {
     assert.equal(web.decideJson(ex.input), pkg.decideJson(ex.input), ex.name);
+    assert.equal(web.decideJson(Buffer.from(ex.input)), pkg.decideJson(ex.input), ex.name);
   }
+  // One wrapper source for both entries: the same messages and the same
+  // decoding of bytes that are not UTF-8 (U+FFFD).
+  const bad = Uint8Array.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]);
+  assert.equal(web.decideJson(bad), pkg.decideJson(bad));
+  assert.equal(pkg.decide(bad).error.kind, 'invalid_request');
+  for (const input of [42, null, undefined]) {
+    const message = (f) => {
+      try {
+        f(input);
+      } catch (e) {
+        assert.ok(e instanceof TypeError);
+        return e.message;
+      }
+      assert.fail(`${input} was accepted`);
+    };
+    assert.equal(message(web.decide), message(pkg.decide));
+  }
+  assert.throws(() => new web.Snapshot('{"inventory": 7}'), (e) => e instanceof web.FlockerError && e.kind === 'invalid_request');
 });
 
 test('the example program runs against the installed package', () => {

@@ -159,6 +159,9 @@ class Proxy {
 
   async create(req, res, path) {
     const body = JSON.parse((await readBody(req)).toString('utf8'));
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      return sendJson(res, 400, { message: 'flocker: invalid_request: the create body must be a JSON object' });
+    }
     const name = new URL(path, 'http://x').searchParams.get('name') || undefined;
     const image = await this.imageConfig(String(body.Image || ''), path);
     const input = { name, container: body, image, inventory: this.inventory, routes: this.routes };
@@ -253,8 +256,13 @@ class Proxy {
   async list(res, path) {
     const all = [];
     for (const s of this.inventory) {
-      const r = await call(s, 'GET', path);
-      if (r.status === 200) all.push(...JSON.parse(r.body));
+      try {
+        const r = await call(s, 'GET', path);
+        if (r.status === 200) all.push(...JSON.parse(r.body));
+      } catch (e) {
+        // One server down must not hide the others' containers.
+        console.error(`node-proxy: ${s.hostname}: GET ${path}: ${e.message}`);
+      }
     }
     all.sort((a, b) => (b.Created || 0) - (a.Created || 0));
     sendJson(res, 200, all);

@@ -6,7 +6,7 @@
 #                            the etcd client) and the wasm32 target (for the
 #                            policy module embedded in the flocker binary)
 #   scripts/setup.sh         everything the tests need besides: etcd,
-#                            Go, wasm-bindgen-cli, Python's wasmtime and pytest,
+#                            Go, Node and npm, wasm-bindgen-cli, Python's wasmtime and pytest,
 #                            and podman, runc and busybox-static for the proxy's
 #                            end-to-end test (scripts/podman-servers.sh)
 set -euo pipefail
@@ -27,6 +27,10 @@ if [ "$mode" = all ]; then
   command -v etcd >/dev/null || need_apt+=(etcd-server)
   command -v etcdctl >/dev/null || need_apt+=(etcd-client)
   command -v go >/dev/null || need_apt+=(golang-go)
+  # The npm package's tests (scripts/test-wasm.sh): Node runs them, npm packs
+  # and installs it and fetches its one devDependency, typescript.
+  command -v node >/dev/null || need_apt+=(nodejs)
+  command -v npm >/dev/null || need_apt+=(npm)
   # podman depends on `crun | runc` and gets crun, which cannot run on this
   # kind of machine (hybrid cgroups): name runc. The test images are a
   # busybox rootfs, which must be static (no libc in it).

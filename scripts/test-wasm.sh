@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the raw-ABI policy module and the npm package, checks the module's
-# size and imports, and runs the Node and Python host tests.
+# size and imports, type-checks its TypeScript typings, installs the packed
+# package in a fresh folder, and runs the Node and Python host tests.
 # Assumes scripts/setup.sh has run (wasm32 target, wasm-bindgen-cli, wasmtime+pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,12 @@ if [ "$size" -gt $((400 * 1024)) ]; then
   exit 1
 fi
 
-echo "== build the npm package (wasm/js)"
-wasm/js/build.sh
+echo "== build the npm package (bindings/js)"
+bindings/js/build.sh
+echo "== tsc: the package's CommonJS and ESM typings (bindings/js/types-check)"
+(cd bindings/js && npm ci --no-audit --no-fund --silent && npx --no-install tsc -p types-check)
+echo "== npm pack, install in a fresh folder, require + import"
+bindings/js/test-pack.sh
 
 export FLOCKER_POLICY_WASM=$module
 status=0

@@ -3,7 +3,8 @@
 # runs the Rust tests (core rules and properties, host CLI and stores, real
 # etcd, native vs WASM), the JavaScript and Python hosts of the policy
 # module, the Go client against a real `flocker serve`, and the docker CLI
-# through `flocker proxy` onto three podman servers.
+# through the Node example proxy onto two podman servers and through
+# `flocker proxy` onto three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,5 +14,8 @@ cargo build --workspace --all-targets
 cargo test --workspace
 scripts/test-wasm.sh
 scripts/test-host.sh
+# The Node example proxy (examples/node-proxy, on the package test-wasm.sh
+# built) with the docker CLI onto two podman servers; root and podman too.
+tests/proxy/node-proxy.sh
 # Last: it needs root and podman (setup installed it) and takes a few minutes.
 FLOCKER="${CARGO_TARGET_DIR:-$PWD/target}/debug/flocker" tests/proxy/e2e.sh

@@ -10,6 +10,8 @@
 //! - [`decide`]: the same on a parsed value, with a typed result.
 //! - [`Cluster`]: the cluster parsed once and kept current with [`Change`]s,
 //!   deciding requests of only `{name, container, image}`.
+//! - [`ffi`]: what the WASM front ends (raw ABI, wasm-bindgen) share: loading
+//!   a snapshot, counting applied changes, the policy-info object.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -18,6 +20,7 @@ mod decision;
 mod env;
 mod error;
 mod explain;
+pub mod ffi;
 mod json_path;
 mod links;
 mod naming;

@@ -1,11 +1,11 @@
-// A Node host for the npm package flocker-policy (wasm/js, built with
+// A Node host for the npm package flocker-policy (bindings/js, built with
 // wasm-bindgen): a one-shot decision, then the same request on resident state.
 //
 //   node examples/hosts/node-package.js [INPUT.json]
 //
 // prints the decision for a SPEC input read from INPUT.json or stdin. The
-// package must be installed where Node finds it: wasm/js/build.sh, then
-// `npm pack wasm/js` and `npm install flocker-policy-0.1.0.tgz` (or set
+// package must be installed where Node finds it: bindings/js/build.sh, then
+// `npm pack bindings/js` and `npm install flocker-policy-0.1.0.tgz` (or set
 // NODE_PATH to a node_modules that has it, as tests/hosts/node does).
 'use strict';
 const { readFileSync } = require('node:fs');

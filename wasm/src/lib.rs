@@ -36,18 +36,16 @@ pub mod abi {
 
     use std::collections::BTreeMap;
 
-    use flocker_core::{Cluster, DecisionError};
-    use serde_json::{json, Value};
+    use flocker_core::{ffi, Cluster, DecisionError};
+    use serde_json::json;
 
     /// The policy info JSON `flocker_info` returns.
     pub fn info() -> String {
-        json!({
-            "name": crate::POLICY_NAME,
-            "version": env!("CARGO_PKG_VERSION"),
-            "abi": crate::ABI_VERSION,
-            "engine": concat!("flocker-core ", env!("CARGO_PKG_VERSION")),
-        })
-        .to_string()
+        ffi::policy_info(
+            crate::POLICY_NAME,
+            env!("CARGO_PKG_VERSION"),
+            Some(crate::ABI_VERSION),
+        )
     }
 
     /// `{"error": {"kind": "invalid_request", "message": ...}}`.
@@ -88,8 +86,7 @@ pub mod abi {
         /// Loads `{"inventory": [...], "routes": {...}}` and returns
         /// `{"handle": n}`.
         pub fn load(&mut self, input: &[u8]) -> String {
-            let cluster = match flocker_core::parse(input).and_then(|v| Cluster::from_snapshot(&v))
-            {
+            let cluster = match ffi::load_snapshot(input) {
                 Ok(c) => c,
                 Err(e) => return e.to_value().to_string(),
             };
@@ -114,16 +111,8 @@ pub mod abi {
             let Some(cluster) = self.states.get_mut(&handle) else {
                 return unknown_handle(handle);
             };
-            let v = match flocker_core::parse(input) {
-                Ok(v) => v,
-                Err(e) => return e.to_value().to_string(),
-            };
-            let n = match &v {
-                Value::Array(items) => items.len(),
-                _ => 1,
-            };
-            match cluster.apply(&v) {
-                Ok(()) => json!({ "applied": n }).to_string(),
+            match ffi::apply_changes(cluster, input) {
+                Ok(n) => json!({ "applied": n }).to_string(),
                 Err(e) => e.to_value().to_string(),
             }
         }
@@ -201,7 +190,7 @@ pub mod abi {
                     "{r}"
                 );
             }
-            let info: Value = serde_json::from_str(&info()).unwrap();
+            let info: serde_json::Value = serde_json::from_str(&info()).unwrap();
             assert_eq!(info["abi"], json!(crate::ABI_VERSION));
         }
     }

@@ -1,4 +1,4 @@
-// The npm package (wasm/js, wasm-bindgen), packed with `npm pack`, installed
+// The npm package (bindings/js, wasm-bindgen), packed with `npm pack`, installed
 // into a scratch project and used as a user would.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ let pkg;
 
 before(() => {
   scratch = mkdtempSync(join(tmpdir(), 'flocker-npm-'));
-  const tgz = execFileSync('npm', ['pack', '--silent', '--pack-destination', scratch, join(root, 'wasm/js')], {
+  const tgz = execFileSync('npm', ['pack', '--silent', '--pack-destination', scratch, join(root, 'bindings/js')], {
     encoding: 'utf8',
   }).trim();
   writeFileSync(join(scratch, 'package.json'), '{"name":"scratch","version":"1.0.0","private":true}');
@@ -90,7 +90,26 @@ test('the web build gives the same bytes', async () => {
   await web.init(readFileSync(join(dir, 'pkg/web/flocker_js_bg.wasm')));
   for (const ex of examples()) {
     assert.equal(web.decideJson(ex.input), pkg.decideJson(ex.input), ex.name);
+    assert.equal(web.decideJson(Buffer.from(ex.input)), pkg.decideJson(ex.input), ex.name);
   }
+  // One wrapper source for both entries: the same messages and the same
+  // decoding of bytes that are not UTF-8 (U+FFFD).
+  const bad = Uint8Array.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]);
+  assert.equal(web.decideJson(bad), pkg.decideJson(bad));
+  assert.equal(pkg.decide(bad).error.kind, 'invalid_request');
+  for (const input of [42, null, undefined]) {
+    const message = (f) => {
+      try {
+        f(input);
+      } catch (e) {
+        assert.ok(e instanceof TypeError);
+        return e.message;
+      }
+      assert.fail(`${input} was accepted`);
+    };
+    assert.equal(message(web.decide), message(pkg.decide));
+  }
+  assert.throws(() => new web.Snapshot('{"inventory": 7}'), (e) => e instanceof web.FlockerError && e.kind === 'invalid_request');
 });
 
 test('the example program runs against the installed package', () => {

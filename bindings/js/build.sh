@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the npm package in wasm/js: the flocker-js crate for wasm32, then
-# wasm-bindgen's Node and web bindings into pkg/node and pkg/web.
-# `npm pack` in wasm/js then makes the installable package.
+# Builds the npm package in bindings/js: the flocker-js crate for wasm32, then
+# wasm-bindgen's Node and web bindings into pkg/node and pkg/web, and the
+# entry points index.js and web.mjs from lib/wrapper.js.
+# `npm pack` in bindings/js then makes the installable package.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -22,4 +23,9 @@ wasm=${CARGO_TARGET_DIR:-$root/target}/wasm32-unknown-unknown/wasm-release/flock
 rm -rf "$here/pkg"
 wasm-bindgen --target nodejs --out-dir "$here/pkg/node" "$wasm"
 wasm-bindgen --target web --out-dir "$here/pkg/web" "$wasm"
-echo "build.sh: built $(du -k "$here/pkg/node/flocker_js_bg.wasm" | cut -f1) KB module into wasm/js/pkg/{node,web}"
+# The web build is an ES module in a package without "type": mark its folder,
+# or Node warns and reparses it on every import.
+echo '{"type": "module"}' >"$here/pkg/web/package.json"
+# index.js (CommonJS) and web.mjs (ESM) from the one wrapper source.
+node "$here/lib/gen-entries.mjs"
+echo "build.sh: built $(du -k "$here/pkg/node/flocker_js_bg.wasm" | cut -f1) KB module into bindings/js/pkg/{node,web}"

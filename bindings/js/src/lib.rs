@@ -2,11 +2,10 @@
 //!
 //! This crate exports string-in, string-out functions; the npm package's
 //! `index.js` wraps them so that callers pass objects or JSON strings and
-//! get objects back (`wasm/js/index.d.ts` has the types). Outputs are the
+//! get objects back (`bindings/js/index.d.ts` has the types). Outputs are the
 //! exact bytes `flocker_core` renders, the same as the raw-ABI module's.
 
-use flocker_core::Cluster;
-use serde_json::{json, Value};
+use flocker_core::{ffi, Cluster};
 use wasm_bindgen::prelude::*;
 
 /// SPEC input JSON in, SPEC output JSON out (a decision or `{"error": ...}`).
@@ -18,12 +17,7 @@ pub fn decide_json(input: &str) -> String {
 /// `{"name", "version", "engine"}` of this build.
 #[wasm_bindgen(js_name = policyInfo)]
 pub fn policy_info() -> String {
-    json!({
-        "name": "flocker-js",
-        "version": env!("CARGO_PKG_VERSION"),
-        "engine": concat!("flocker-core ", env!("CARGO_PKG_VERSION")),
-    })
-    .to_string()
+    ffi::policy_info("flocker-js", env!("CARGO_PKG_VERSION"), None)
 }
 
 /// Resident cluster state: loaded once, kept current with changes, and
@@ -46,8 +40,7 @@ impl Snapshot {
     /// Loads `{"inventory": [...], "routes": {...}}`.
     #[wasm_bindgen(constructor)]
     pub fn new(snapshot: &str) -> Result<Snapshot, JsError> {
-        let v = flocker_core::parse(snapshot.as_bytes()).map_err(|e| error_json(&e))?;
-        let cluster = Cluster::from_snapshot(&v).map_err(|e| error_json(&e))?;
+        let cluster = ffi::load_snapshot(snapshot.as_bytes()).map_err(|e| error_json(&e))?;
         Ok(Snapshot { cluster })
     }
 
@@ -55,13 +48,12 @@ impl Snapshot {
     /// returns how many were applied.
     #[wasm_bindgen(js_name = applyJson)]
     pub fn apply_json(&mut self, changes: &str) -> Result<u32, JsError> {
-        let v = flocker_core::parse(changes.as_bytes()).map_err(|e| error_json(&e))?;
-        let n = match &v {
-            Value::Array(items) => items.len() as u32,
-            _ => 1,
-        };
-        self.cluster.apply(&v).map_err(|e| error_json(&e))?;
-        Ok(n)
+        let n = ffi::apply_changes(&mut self.cluster, changes.as_bytes())
+            .map_err(|e| error_json(&e))?;
+        // An array longer than u32::MAX cannot fit in a 4 GiB wasm32 memory
+        // as JSON text (each record is several bytes), so this saturates
+        // only in theory; it keeps the conversion panic-free.
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// Decides `{name, container, image}`: SPEC output JSON.

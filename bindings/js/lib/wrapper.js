@@ -1,13 +1,13 @@
-'use strict';
-// flocker-policy for Node: the flocker engine compiled to WebAssembly.
+// The wrapper logic of flocker-policy, shared by both entry points.
 //
-//   const { decide, Snapshot } = require('flocker-policy');
-//   decide({ name: 'web.1', container: { Image: 'nginx' }, inventory: [...] });
+// This file is not loaded as it is: lib/gen-entries.mjs (run by build.sh)
+// wraps it into index.js (CommonJS, Node's wasm-bindgen build) and web.mjs
+// (ES module, the web build), so the two cannot drift apart. It expects a
+// binding named `raw` (the wasm-bindgen module) in scope and defines what the
+// entries export: decide, decideJson, policyInfo, Snapshot, FlockerError.
 //
-// Inputs are objects or JSON strings; outputs are objects. decideJson()
-// returns the engine's exact output bytes as a string.
-
-const raw = require('./pkg/node/flocker_js.js');
+// Inputs are objects, JSON strings or UTF-8 bytes; outputs are objects.
+// decideJson() returns the engine's exact output bytes as a string.
 
 /** An error the engine reported: kind is one of SPEC section 4's kinds. */
 class FlockerError extends Error {
@@ -19,14 +19,22 @@ class FlockerError extends Error {
   }
 }
 
+// One decoder for every host: TextDecoder is global in Node (>= 11),
+// browsers and Deno. Not `fatal`: bytes that are not UTF-8 become U+FFFD
+// (as Buffer#toString did), so decide() still never throws for bad input.
+// The raw-ABI module refuses such bytes instead: pass text or valid UTF-8
+// when the output must match it byte for byte.
+const utf8 = new TextDecoder('utf-8');
+
 function text(input, what) {
   if (typeof input === 'string') return input;
-  if (input instanceof Uint8Array) return Buffer.from(input).toString('utf8');
+  if (input instanceof Uint8Array) return utf8.decode(input);
   if (input !== null && typeof input === 'object') return JSON.stringify(input);
   throw new TypeError(`${what} must be an object, a JSON string or bytes, not ${input === null ? 'null' : typeof input}`);
 }
 
-// The raw snapshot throws an Error whose message is the SPEC error JSON.
+// The raw snapshot throws an Error whose message is the SPEC error JSON;
+// anything else (a TypeError, a wasm trap) is passed on untouched.
 function rethrow(e) {
   let parsed;
   try {
@@ -55,7 +63,7 @@ function policyInfo() {
 
 /** Cluster state loaded once and kept current with changes. */
 class Snapshot {
-  /** @param snapshot {inventory, routes} as an object or JSON string. Throws FlockerError. */
+  /** @param snapshot {inventory, routes} as an object, JSON string or bytes. Throws FlockerError. */
   constructor(snapshot) {
     try {
       this._raw = new raw.RawSnapshot(text(snapshot, 'snapshot'));
@@ -96,5 +104,3 @@ class Snapshot {
     }
   }
 }
-
-module.exports = { decide, decideJson, policyInfo, Snapshot, FlockerError };

@@ -51,5 +51,14 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wbg_version}\$"; then
   cargo install wasm-bindgen-cli --version "${wbg_version}" --quiet
 fi
 
+# The Go binding needs Go >= 1.25 (wazero v1.12.0; ReverseProxy's
+# half-close for attach) and its modules from the Go module proxy. Debian's
+# golang-go is older: prefer /usr/local/go when it is there.
+if [ -x /usr/local/go/bin/go ]; then export PATH=/usr/local/go/bin:$PATH; fi
+# GOFLAGS=-mod=mod would let a build edit go.mod: keep the default
+# (readonly) and download what go.sum names, once, into the module cache.
+(cd bindings/go && GOTOOLCHAIN=local GOPROXY=${GOPROXY:-https://proxy.golang.org,direct} go mod download)
+(cd examples/go-proxy && GOTOOLCHAIN=local GOPROXY=${GOPROXY:-https://proxy.golang.org,direct} go mod download)
+
 python3 -c 'import wasmtime, pytest' 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check wasmtime pytest

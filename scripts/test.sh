@@ -13,5 +13,6 @@ cargo build --workspace --all-targets
 cargo test --workspace
 scripts/test-wasm.sh
 scripts/test-host.sh
+scripts/test-go.sh
 # Last: it needs root and podman (setup installed it) and takes a few minutes.
 FLOCKER="${CARGO_TARGET_DIR:-$PWD/target}/debug/flocker" tests/proxy/e2e.sh

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The Go binding (bindings/go) and the Go proxy example (examples/go-proxy):
+# builds the policy module, checks the embedded copy against it, generates
+# the differential corpus natively, then go vet, go test (with every input
+# it needs set: FLOCKER_CI=1 turns a missing one into a failure), a 20 s
+# fuzz pass, and the docker CLI through the Go proxy onto podman servers.
+# Assumes scripts/setup.sh ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+target=${CARGO_TARGET_DIR:-$root/target}
+
+nice -n 10 cargo build --quiet -p flocker-wasm --lib --target wasm32-unknown-unknown --profile wasm-release
+export FLOCKER_POLICY_WASM="$target/wasm32-unknown-unknown/wasm-release/flocker_policy.wasm"
+# Refresh the embedded copy; TestEmbeddedModuleIsFresh fails if it was stale
+# and `git diff` then shows the copy to commit.
+if ! cmp -s "$FLOCKER_POLICY_WASM" bindings/go/flocker_policy.wasm; then
+  echo "test-go: the embedded module was stale; refreshing it (commit bindings/go/flocker_policy.wasm)" >&2
+  bindings/go/update-module.sh "$FLOCKER_POLICY_WASM"
+fi
+
+export FLOCKER_GO_CORPUS="$target/go-corpus"
+nice -n 10 cargo run --quiet -p flocker-core --example go_corpus -- "$FLOCKER_GO_CORPUS" 1000
+
+export FLOCKER_CI=1
+cd bindings/go
+nice -n 10 go vet ./...
+# serveclient's test needs a flocker binary; scripts/test-host.sh runs it.
+nice -n 10 go test -count=1 $(go list ./... | grep -v /serveclient)
+nice -n 10 go test -run '^$' -fuzz '^FuzzDecide$' -fuzztime 20s .
+
+cd "$root/examples/go-proxy"
+nice -n 10 go vet ./...
+cd "$root"
+tests/proxy/go-proxy.sh

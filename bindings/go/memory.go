@@ -2,7 +2,10 @@ package flocker
 
 import "github.com/tetratelabs/wazero/experimental"
 
-// capMemory backs one instance's linear memory and enforces its cap. When
+// capMemory backs one instance's linear memory and enforces its cap.
+// wazero's WithMemoryLimitPages would cap memory too, but a growth it
+// refuses is invisible to the host: the module traps (Rust's allocator
+// aborts on a failed memory.grow) exactly as it would for a bug. When
 // the module grows memory past the cap, Reallocate refuses (memory.grow
 // returns -1 to the module) and records it. The Rust allocator then aborts,
 // which traps; classify reads refused to report ErrMemoryLimit for that

@@ -26,7 +26,11 @@ export FLOCKER_CI=1
 cd bindings/go
 nice -n 10 go vet ./...
 # serveclient's test needs a flocker binary; scripts/test-host.sh runs it.
-nice -n 10 go test -count=1 $(go list ./... | grep -v /serveclient)
+mapfile -t pkgs < <(go list ./... | grep -v /serveclient)
+nice -n 10 go test -count=1 "${pkgs[@]}"
+# The pool under the race detector: 16 goroutines on 8 instances, and the
+# instances discarded by the limit tests.
+nice -n 10 go test -race -count=1 -run 'Concurrent|Deadline|MemoryCap|Snapshot|Closed' .
 nice -n 10 go test -run '^$' -fuzz '^FuzzDecide$' -fuzztime 20s .
 
 cd "$root/examples/go-proxy"

@@ -27,6 +27,11 @@
 //     the deadline. The caller's context deadline applies too.
 //   - memory: 64 MiB of linear memory per one-shot instance
 //     (WithMemoryLimit), 1 GiB per Snapshot (WithResidentMemoryLimit).
+//
+// The deadline stops a running call because wazero's
+// WithCloseOnContextDone is on; that makes a decision about 3x slower
+// (docs/PERFORMANCE.md). WithoutInterrupt turns it off for a trusted
+// module, at the price of a deadline that no longer stops a loop.
 package flocker
 
 import (

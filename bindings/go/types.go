@@ -95,9 +95,11 @@ func ParseResult(out []byte) (*Decision, error) {
 	return &d, nil
 }
 
-// IsErrorResult reports whether out is an {"error": ...} object: the ABI's
-// rule is that a result is an error if and only if its top-level object
-// has the key "error". It does not check the rest of the bytes.
+// IsErrorResult reports whether out, as Decide returned it, is an
+// {"error": ...} object. The ABI's rule is that a result is an error if
+// and only if its top-level object has the key "error"; the engine always
+// renders that key first, so this reads only the prefix (FuzzDecide checks
+// the two agree). For bytes from elsewhere use ParseResult.
 func IsErrorResult(out []byte) bool {
 	return bytes.HasPrefix(out, []byte(`{"error":`))
 }

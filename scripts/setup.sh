@@ -55,5 +55,16 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " ${wbg_version}\$"; then
   cargo install wasm-bindgen-cli --version "${wbg_version}" --quiet
 fi
 
+# The Go binding needs Go >= 1.25 (wazero v1.12.0; ReverseProxy's
+# half-close for attach) and wazero from the Go module proxy. Prefer
+# /usr/local/go when it is there; an older go (Debian's golang-go 1.19)
+# fetches the toolchain go.mod names (GOTOOLCHAIN=auto, the default) on the
+# first `go` command below. The module cache then holds the toolchain and
+# wazero, so the tests run offline (GOPROXY=off in scripts/test-host.sh).
+# GOPROXY is whatever the machine's `go env` says; nothing is overridden.
+if [ -x /usr/local/go/bin/go ]; then export PATH=/usr/local/go/bin:$PATH; fi
+(cd bindings/go && go mod download)
+(cd examples/go-proxy && go mod download)
+
 python3 -c 'import wasmtime, pytest' 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check wasmtime pytest

@@ -14,6 +14,9 @@ cargo build --workspace --all-targets
 cargo test --workspace
 scripts/test-wasm.sh
 scripts/test-host.sh
+# The Go package on wazero: vet, tests against the native engine, a short
+# fuzz pass, and its example proxy with the docker CLI onto podman.
+scripts/test-go.sh
 # The Node example proxy (examples/node-proxy, on the package test-wasm.sh
 # built) with the docker CLI onto two podman servers; root and podman too.
 tests/proxy/node-proxy.sh

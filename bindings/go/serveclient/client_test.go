@@ -1,4 +1,4 @@
-package flocker
+package serveclient
 
 import (
 	"bufio"
@@ -18,7 +18,7 @@ func flockerBin(t *testing.T) string {
 	bin := os.Getenv("FLOCKER_BIN")
 	if bin == "" {
 		var err error
-		bin, err = filepath.Abs("../../target/debug/flocker")
+		bin, err = filepath.Abs("../../../target/debug/flocker")
 		if err != nil {
 			t.Fatal(err)
 		}

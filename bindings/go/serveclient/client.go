@@ -1,15 +1,16 @@
-// Package flocker is a client of `flocker serve`, the flocker decision
-// service, using only the Go standard library.
+// Package serveclient is a client of `flocker serve`, the flocker decision
+// service, over HTTP (the standard library only, besides the answer types
+// of package flocker). For deciding in-process, use package flocker.
 //
-//	c := flocker.New("http://127.0.0.1:8640")
-//	d, err := c.Place(ctx, flocker.Request{Name: "web.1", Container: body})
+//	c := serveclient.New("http://127.0.0.1:8640")
+//	d, err := c.Place(ctx, serveclient.Request{Name: "web.1", Container: body})
 //
 // Place decides where a container goes and saves its route; Decide only
 // decides. A decision the engine refuses comes back as a *DecisionError
 // whose Kind is one of the SPEC error kinds (name_in_use,
 // no_eligible_server, ...) or a host kind (store_unavailable,
 // save_conflict, policy_failed, invalid_body).
-package flocker
+package serveclient
 
 import (
 	"bytes"
@@ -21,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	flocker "github.com/flocker/flocker/bindings/go"
 )
 
 // Client talks to one flocker serve.
@@ -48,58 +51,15 @@ type Request struct {
 	Image     json.RawMessage `json:"image,omitempty"`
 }
 
-// ServerRef is the chosen server.
-type ServerRef struct {
-	Hostname string `json:"hostname"`
-	Address  string `json:"address"`
-	Docker   string `json:"docker"`
-}
-
-// Route is what a decision saved for a named container.
-type Route struct {
-	Name    string            `json:"name"`
-	Service string            `json:"service"`
-	Server  string            `json:"server"`
-	Address string            `json:"address"`
-	Ports   map[string]uint16 `json:"ports"`
-	// HostPorts is every host port the container binds, ascending.
-	HostPorts []uint16 `json:"host_ports"`
-	Env       []string `json:"env"`
-	Volumes   []string `json:"volumes"`
-	State     string   `json:"state"`
-}
-
-// Explain says why servers were not chosen.
-type Explain struct {
-	Summary  string            `json:"summary"`
-	Rejected map[string]string `json:"rejected"`
-}
-
-// Decision is the service's answer: where to send the create request and
-// the rewritten body to send.
-type Decision struct {
-	Server ServerRef `json:"server"`
-	// Container is the rewritten create body, to forward as is.
-	Container json.RawMessage `json:"container"`
-	LinksEnv  []string        `json:"links_env"`
-	Route     *Route          `json:"route"`
-	Explain   Explain         `json:"explain"`
-	// Retries is how many times the save lost to another writer (Place only).
-	Retries int `json:"-"`
-}
-
-// DecisionError is an error answer.
-type DecisionError struct {
-	// Status is the HTTP status (422 for an engine error).
-	Status  int
-	Kind    string          `json:"kind"`
-	Message string          `json:"message"`
-	Explain json.RawMessage `json:"explain,omitempty"`
-}
-
-func (e *DecisionError) Error() string {
-	return fmt.Sprintf("flocker: %s: %s", e.Kind, e.Message)
-}
+// The answer types are the flocker package's, shared with the in-process
+// Policy, so a proxy reads both the same way.
+type (
+	ServerRef     = flocker.ServerRef
+	Route         = flocker.Route
+	Explain       = flocker.Explain
+	Decision      = flocker.Decision
+	DecisionError = flocker.DecisionError
+)
 
 // Place decides where the container goes and saves its route.
 func (c *Client) Place(ctx context.Context, r Request) (*Decision, error) {

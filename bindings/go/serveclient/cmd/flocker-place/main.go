@@ -13,7 +13,7 @@ import (
 	"io"
 	"os"
 
-	flocker "flocker.example/goclient"
+	flocker "github.com/flocker/flocker/bindings/go/serveclient"
 )
 
 func main() {

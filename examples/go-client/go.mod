@@ -1,3 +1,0 @@
-module flocker.example/goclient
-
-go 1.19

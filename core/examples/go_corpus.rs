@@ -68,11 +68,19 @@ fn main() {
     out.flush().expect("write corpus");
 
     let c = bench_cluster(1000);
-    std::fs::write(format!("{dir}/bench-snapshot.json"), c.to_snapshot().to_string())
-        .expect("bench snapshot");
-    std::fs::write(format!("{dir}/bench-request.json"), bench_request().to_string())
-        .expect("bench request");
-    eprintln!("go_corpus: {path}: {cases} inputs ({decisions} decisions, {errors} errors), seed {seed}");
+    std::fs::write(
+        format!("{dir}/bench-snapshot.json"),
+        c.to_snapshot().to_string(),
+    )
+    .expect("bench snapshot");
+    std::fs::write(
+        format!("{dir}/bench-request.json"),
+        bench_request().to_string(),
+    )
+    .expect("bench request");
+    eprintln!(
+        "go_corpus: {path}: {cases} inputs ({decisions} decisions, {errors} errors), seed {seed}"
+    );
 }
 
 // The WASM benchmark's state (tests/benches/wasm.rs), copied: that file

@@ -21,6 +21,8 @@ mod env;
 mod error;
 mod explain;
 pub mod ffi;
+#[cfg(feature = "testgen")]
+pub mod fixtures;
 mod json_path;
 mod links;
 mod naming;

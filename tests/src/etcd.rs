@@ -627,17 +627,7 @@ pub async fn place<S: flocker_host::store::Store>(
 }
 
 /// A demo inventory of `n` servers `n1..`, each on 10.0.0.i.
-pub fn servers(n: usize) -> Vec<flocker_core::Server> {
-    (1..=n)
-        .map(|i| {
-            flocker_core::Server::from_value(
-                &serde_json::json!({"hostname": format!("n{i}"), "address": format!("10.0.0.{i}")}),
-                "inventory",
-            )
-            .expect("valid server")
-        })
-        .collect()
-}
+pub use flocker_core::fixtures::servers;
 
 /// A store config on `endpoints` with short timeouts, for tests.
 pub fn config(endpoints: Vec<String>, prefix: &str) -> flocker_host::store::etcd::EtcdConfig {

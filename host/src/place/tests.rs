@@ -2,6 +2,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use std::sync::Arc;
 
+use flocker_core::fixtures::server;
 use flocker_core::{Change, Cluster, Route, Server};
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -148,14 +149,6 @@ async fn errors_and_unnamed_containers_save_nothing() {
 fn placer(store: &FileStore, retries: u32, batch: usize) -> Placer {
     let store = Arc::new(crate::store::any::AnyStore::File(store.clone()));
     Placer::new(store, Arc::new(Native), retries, batch).unwrap()
-}
-
-fn server(h: &str) -> Server {
-    Server::from_value(
-        &json!({"hostname": h, "address": format!("10.0.0.{}", h.len())}),
-        "s",
-    )
-    .unwrap()
 }
 
 fn tempdir() -> tempfile::TempDir {

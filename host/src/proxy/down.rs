@@ -77,20 +77,13 @@ impl Engine for DownAware {
 
 #[cfg(test)]
 mod tests {
-    use flocker_core::{Change, Server};
     use serde_json::json;
 
     use super::*;
     use crate::engine::{policy_host, Native, Wasm};
 
     fn cluster() -> Arc<Cluster> {
-        let mut c = Cluster::new();
-        for h in ["s1", "s2"] {
-            let s =
-                Server::from_value(&json!({"hostname": h, "address": "10.0.0.1"}), "s").unwrap();
-            c.apply_change(Change::UpsertServer(s));
-        }
-        Arc::new(c)
+        Arc::new(flocker_core::fixtures::cluster(&["s1", "s2"]))
     }
 
     fn chosen(e: &DownAware, c: &Arc<Cluster>) -> String {

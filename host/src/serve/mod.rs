@@ -45,6 +45,9 @@ mod handlers;
 mod router;
 mod timing;
 
+#[cfg(test)]
+mod tests;
+
 pub use router::router;
 
 /// How to serve.

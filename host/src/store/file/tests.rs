@@ -1,30 +1,5 @@
 use super::*;
-use flocker_core::Port;
-
-fn server(h: &str) -> Server {
-    Server::from_value(
-        &json!({"hostname": h, "address": format!("10.0.0.{}", h.len())}),
-        "s",
-    )
-    .unwrap()
-}
-
-fn route(name: &str, server: &str, ports: &[u16], volumes: &[&str]) -> Route {
-    let mut r = Route::from_value(
-        &json!({"name": name, "server": server, "volumes": volumes}),
-        None,
-        "r",
-    )
-    .unwrap();
-    for (i, p) in ports.iter().enumerate() {
-        let port = Port::parse(&format!("{}/tcp", 80 + i), "p").unwrap();
-        r.ports.push((port, *p));
-        r.host_ports.push(*p);
-    }
-    r.host_ports.sort_unstable();
-    r.host_ports.dedup();
-    r
-}
+use flocker_core::fixtures::{route, server};
 
 #[tokio::test]
 async fn saving_checks_name_ports_and_volumes_then_writes_all_of_it() {

@@ -1,0 +1,117 @@
+//! The service in process: the router over a real [`App`] on a scratch
+//! embedded store, called with `oneshot` (no socket, no binary; the real
+//! binary is driven by `host/tests/all/serve.rs`).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use flocker_core::fixtures;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use super::router;
+use crate::app::App;
+use crate::engine::EngineChoice;
+use crate::store::any::AnyStore;
+use crate::store::file::FileStore;
+use crate::store::Store;
+
+async fn app(dir: &tempfile::TempDir) -> Arc<App> {
+    let store = FileStore::open(dir.path().join("s.redb")).unwrap();
+    store
+        .put_servers(&[fixtures::server("n1"), fixtures::server("n2")])
+        .await
+        .unwrap();
+    let app = App::open(
+        AnyStore::File(store),
+        "file:scratch".into(),
+        EngineChoice::Native,
+        8,
+        |engine, _| engine,
+    )
+    .await
+    .unwrap();
+    Arc::new(app)
+}
+
+/// One call: status, the `x-flocker-retries` header, the body.
+async fn call(
+    app: &Arc<App>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (StatusCode, Option<String>, String) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = router(app.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let retries = response
+        .headers()
+        .get("x-flocker-retries")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, retries, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[tokio::test]
+async fn place_decide_health_and_metrics_through_the_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(&dir).await;
+    let request = json!({"name": "web.1", "container": {"Image": "nginx"},
+                         "image": {"Config": {"ExposedPorts": {"80/tcp": {}}}}})
+    .to_string();
+
+    let (status, retries, body) = call(&app, "POST", "/v1/place", &request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(retries.as_deref(), Some("0"));
+    let placed = json_of(&body);
+    assert_eq!(placed["server"]["hostname"], "n1");
+    assert_eq!(placed["route"]["ports"]["80/tcp"], 20000);
+
+    // The same name again is a decision error (422), and nothing is saved.
+    let (status, _, body) = call(&app, "POST", "/v1/place", &request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(json_of(&body)["error"]["kind"], "name_in_use");
+
+    // Decide only: against the store, the next container goes to n2.
+    let other = json!({"name": "web.2", "container": {"Image": "nginx"}}).to_string();
+    let (status, _, body) = call(&app, "POST", "/v1/decide", &other).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(json_of(&body)["server"]["hostname"], "n2");
+
+    // A body that is not JSON is the host's 400, in the same error shape.
+    let (status, _, body) = call(&app, "POST", "/v1/decide", "{not json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(&body)["error"]["kind"], "invalid_body");
+
+    let (status, _, body) = call(&app, "GET", "/healthz", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let health = json_of(&body);
+    assert_eq!(
+        (health["servers"].as_u64(), health["routes"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(app.store.cluster().await.unwrap().routes().count(), 1);
+
+    // Every call above was counted once, by the timing middleware.
+    let (_, _, metrics) = call(&app, "GET", "/metrics", "").await;
+    for line in [
+        "flocker_decisions_total{endpoint=\"place\",outcome=\"decision\"} 1",
+        "flocker_decisions_total{endpoint=\"place\",outcome=\"error\"} 1",
+        "flocker_decision_errors_total{endpoint=\"place\",kind=\"name_in_use\"} 1",
+        "flocker_decisions_total{endpoint=\"decide\",outcome=\"decision\"} 1",
+        "flocker_decision_errors_total{endpoint=\"decide\",kind=\"invalid_body\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+}

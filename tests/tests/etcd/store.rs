@@ -357,6 +357,16 @@ async fn places_binding_one_port_twice_claim_both_and_never_share_a_host_port() 
     let a = store(&etcd).await;
     let b = store(&etcd).await;
     a.put_servers(&servers(1)).await.unwrap();
+    // b learns of the server through its watch; placing on b before that
+    // would find no server at all.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.cluster().await.unwrap().server("n1").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "b never saw n1 through its watch"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let twice = |name: String| {
         json!({"name": name, "container": {"Image": "w", "HostConfig": {"PortBindings":
             {"80/tcp": [{"HostIp": "127.0.0.1"}, {"HostIp": "::1"}]}}}})

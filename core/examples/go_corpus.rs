@@ -18,8 +18,8 @@
 
 use std::io::Write;
 
+use flocker_core::fixtures::{bench_cluster, bench_request};
 use flocker_core::testgen::{changes_building, decision_input, request_of, snapshot_of};
-use flocker_core::{Change, Cluster, Route, Server};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{json, Value};
@@ -81,53 +81,4 @@ fn main() {
     eprintln!(
         "go_corpus: {path}: {cases} inputs ({decisions} decisions, {errors} errors), seed {seed}"
     );
-}
-
-// The WASM benchmark's state (tests/benches/wasm.rs), copied: that file
-// lives in a crate that needs wasmtime.
-const SERVERS: usize = 1000;
-
-fn bench_server(i: usize) -> Server {
-    let v = json!({"hostname": format!("s{i:04}"), "address": format!("10.0.{}.{}", i / 256, i % 256),
-                   "max_containers": 100_000});
-    Server::from_value(&v, "bench").expect("server record")
-}
-
-fn bench_route(r: usize) -> Route {
-    let s = r % SERVERS;
-    let service = match r {
-        0..=2 => "auth".to_string(),
-        3 => "db".to_string(),
-        _ => format!("svc{}", r % 500),
-    };
-    let v = json!({"name": format!("{service}.{r}"), "service": service, "server": format!("s{s:04}"),
-                   "address": format!("10.0.{}.{}", s / 256, s % 256),
-                   "ports": {"80/tcp": 20000 + r / SERVERS}, "env": ["PASSWORD=x", "PATH=/bin"],
-                   "volumes": [], "state": if r % 10 == 9 { "removed" } else { "live" }});
-    Route::from_value(&v, None, "bench").expect("route record")
-}
-
-fn bench_cluster(routes: usize) -> Cluster {
-    let mut c = Cluster::new();
-    for i in 0..SERVERS {
-        c.apply_change(Change::UpsertServer(bench_server(i)));
-    }
-    for r in 0..routes {
-        c.apply_change(Change::SaveRoute(bench_route(r)));
-    }
-    c.apply_change(Change::ClaimVolume {
-        volume: "other".into(),
-        server: "s0000".into(),
-    });
-    c
-}
-
-fn bench_request() -> Value {
-    json!({
-        "name": "myapp.7",
-        "container": {"Image": "acme/myapp", "Env": ["A=1"], "ExposedPorts": {"8080/tcp": {}},
-            "HostConfig": {"Links": ["auth", "db.3:db"], "Binds": ["appdata:/data"],
-                           "PortBindings": {"9090/tcp": [{"HostIp": "", "HostPort": ""}]}}},
-        "image": {"Config": {"Env": ["PATH=/bin"], "ExposedPorts": {"8080/tcp": {}}}}
-    })
 }

@@ -2,7 +2,7 @@
 //! host's, the stores' and the cross-crate tests get a server, a route or
 //! a cluster from, instead of each writing its own builder.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::cluster::{Change, Cluster};
 use crate::port::Port;
@@ -60,4 +60,64 @@ pub fn cluster(hostnames: &[&str]) -> Cluster {
         c.apply_change(Change::UpsertServer(server(h)));
     }
     c
+}
+
+/// Servers in the benchmarks' state ([`bench_cluster`]).
+pub const BENCH_SERVERS: usize = 1000;
+
+/// Server `i` of the benchmarks' state: `s0000`.., room for 100,000
+/// containers each.
+pub fn bench_server(i: usize) -> Server {
+    let v = json!({"hostname": format!("s{i:04}"), "address": format!("10.0.{}.{}", i / 256, i % 256),
+                   "max_containers": 100_000});
+    Server::from_value(&v, "bench").unwrap_or_else(|e| panic!("bench server {i}: {e}"))
+}
+
+/// Route `r` of the benchmarks' state: spread over the servers, one host
+/// port each, services of about 2,000 members (plus the `auth` group and
+/// the `db.3` container [`bench_request`] links to), one in ten removed.
+pub fn bench_route(r: usize) -> Route {
+    let s = r % BENCH_SERVERS;
+    let service = match r {
+        0..=2 => "auth".to_string(),
+        3 => "db".to_string(),
+        _ => format!("svc{}", r % 500),
+    };
+    let v = json!({"name": format!("{service}.{r}"), "service": service, "server": format!("s{s:04}"),
+                   "address": format!("10.0.{}.{}", s / 256, s % 256),
+                   "ports": {"80/tcp": 20000 + r / BENCH_SERVERS}, "env": ["PASSWORD=x", "PATH=/bin"],
+                   "volumes": [], "state": if r % 10 == 9 { "removed" } else { "live" }});
+    Route::from_value(&v, None, "bench").unwrap_or_else(|e| panic!("bench route {r}: {e}"))
+}
+
+/// The benchmarks' state: [`BENCH_SERVERS`] servers, `routes` routes, and
+/// the volume `other` claimed on `s0000`. The WASM benchmark
+/// (`tests/benches/wasm.rs`) and the Go package's (`core/examples/go_corpus.rs`)
+/// decide against the same one.
+pub fn bench_cluster(routes: usize) -> Cluster {
+    let mut c = Cluster::new();
+    for i in 0..BENCH_SERVERS {
+        c.apply_change(Change::UpsertServer(bench_server(i)));
+    }
+    for r in 0..routes {
+        c.apply_change(Change::SaveRoute(bench_route(r)));
+    }
+    c.apply_change(Change::ClaimVolume {
+        volume: "other".into(),
+        server: "s0000".into(),
+    });
+    c
+}
+
+/// The typical request the benchmarks decide: 2 links (the group `auth`
+/// and the container `db.3`), 1 named volume, 2 exposed ports (one from
+/// the image, one from `-p`).
+pub fn bench_request() -> Value {
+    json!({
+        "name": "myapp.7",
+        "container": {"Image": "acme/myapp", "Env": ["A=1"], "ExposedPorts": {"8080/tcp": {}},
+            "HostConfig": {"Links": ["auth", "db.3:db"], "Binds": ["appdata:/data"],
+                           "PortBindings": {"9090/tcp": [{"HostIp": "", "HostPort": ""}]}}},
+        "image": {"Config": {"Env": ["PATH=/bin"], "ExposedPorts": {"8080/tcp": {}}}}
+    })
 }

@@ -17,59 +17,12 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use flocker_core::{Change, Cluster, Route, Server};
+use flocker_core::fixtures::{
+    bench_cluster as cluster, bench_request as request, bench_route as route,
+};
+use flocker_core::{Change, Cluster};
 use flocker_host::policy::{Limits, Policy, Resident, Runtime, DEFAULT_MODULE};
-use serde_json::{json, Value};
-
-const SERVERS: usize = 1000;
-
-fn server(i: usize) -> Server {
-    let v = json!({"hostname": format!("s{i:04}"), "address": format!("10.0.{}.{}", i / 256, i % 256),
-                   "max_containers": 100_000});
-    Server::from_value(&v, "bench").expect("server record")
-}
-
-/// Route `r`: spread over the servers, one host port each, services of
-/// about 2,000 members (plus the `auth` group and the `db.3` container the
-/// request links to), one in ten removed.
-fn route(r: usize) -> Route {
-    let s = r % SERVERS;
-    let service = match r {
-        0..=2 => "auth".to_string(),
-        3 => "db".to_string(),
-        _ => format!("svc{}", r % 500),
-    };
-    let v = json!({"name": format!("{service}.{r}"), "service": service, "server": format!("s{s:04}"),
-                   "address": format!("10.0.{}.{}", s / 256, s % 256),
-                   "ports": {"80/tcp": 20000 + r / SERVERS}, "env": ["PASSWORD=x", "PATH=/bin"],
-                   "volumes": [], "state": if r % 10 == 9 { "removed" } else { "live" }});
-    Route::from_value(&v, None, "bench").expect("route record")
-}
-
-fn cluster(routes: usize) -> Cluster {
-    let mut c = Cluster::new();
-    for i in 0..SERVERS {
-        c.apply_change(Change::UpsertServer(server(i)));
-    }
-    for r in 0..routes {
-        c.apply_change(Change::SaveRoute(route(r)));
-    }
-    c.apply_change(Change::ClaimVolume {
-        volume: "other".into(),
-        server: "s0000".into(),
-    });
-    c
-}
-
-fn request() -> Value {
-    json!({
-        "name": "myapp.7",
-        "container": {"Image": "acme/myapp", "Env": ["A=1"], "ExposedPorts": {"8080/tcp": {}},
-            "HostConfig": {"Links": ["auth", "db.3:db"], "Binds": ["appdata:/data"],
-                           "PortBindings": {"9090/tcp": [{"HostIp": "", "HostPort": ""}]}}},
-        "image": {"Config": {"Env": ["PATH=/bin"], "ExposedPorts": {"8080/tcp": {}}}}
-    })
-}
+use serde_json::Value;
 
 fn full_input(c: &Cluster) -> Vec<u8> {
     let mut input = request();

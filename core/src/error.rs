@@ -194,3 +194,54 @@ fn pins_value(pins: &[Pin]) -> Value {
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod kinds {
+    use super::*;
+
+    /// `KINDS` is the set `kind()` answers: one of each variant, in order.
+    #[test]
+    fn kinds_lists_every_variant_in_order() {
+        let s = String::new;
+        let pin = || Pin {
+            by: s(),
+            server: s(),
+        };
+        let every = [
+            DecisionError::InvalidRequest {
+                path: s(),
+                reason: s(),
+            },
+            DecisionError::InvalidName {
+                name: s(),
+                reason: s(),
+            },
+            DecisionError::NameInUse {
+                name: s(),
+                server: s(),
+            },
+            DecisionError::UnknownServer {
+                path: s(),
+                hostname: s(),
+            },
+            DecisionError::UnknownContainer {
+                path: s(),
+                name: s(),
+            },
+            DecisionError::UnknownLink {
+                path: s(),
+                name: s(),
+            },
+            DecisionError::ConflictingPins { pins: vec![pin()] },
+            DecisionError::PinnedServerUnavailable {
+                pin: pin(),
+                down: true,
+            },
+            DecisionError::NoEligibleServer {
+                explain: Explain::new(0, Vec::new()),
+            },
+        ];
+        let kinds: Vec<&str> = every.iter().map(DecisionError::kind).collect();
+        assert_eq!(kinds, DecisionError::KINDS);
+    }
+}

@@ -119,18 +119,8 @@ mod tests {
 
     #[test]
     fn no_decision_error_is_a_404() {
-        for kind in [
-            "invalid_request",
-            "invalid_name",
-            "name_in_use",
-            "unknown_server",
-            "unknown_container",
-            "unknown_link",
-            "conflicting_pins",
-            "pinned_server_unavailable",
-            "no_eligible_server",
-            "made_up_by_a_module",
-        ] {
+        let kinds = flocker_core::DecisionError::KINDS.iter().copied();
+        for kind in kinds.chain(["made_up_by_a_module"]) {
             assert_ne!(decision_status(kind), StatusCode::NOT_FOUND, "{kind}");
         }
         assert_eq!(decision_status("unknown_link"), StatusCode::BAD_REQUEST);

@@ -20,6 +20,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
+# shellcheck source=tests/proxy/lib.sh
+. "$repo/tests/proxy/lib.sh"
 
 say() { printf '\n# %s\n' "$*"; }
 # Print a command the way a person would type it (an argument with spaces or
@@ -77,14 +79,7 @@ show "$FLOCKER" inventory add --store "$store" "$dir/servers/inventory.json"
 say "flocker proxy in front of them"
 "$FLOCKER" proxy --store "$store" --listen tcp://127.0.0.1:0 >"$dir/proxy.out" 2>"$dir/proxy.err" &
 proxy_pid=$!
-url=
-for _ in $(seq 150); do
-  url=$(sed -n 's|^listening on \(tcp://.*\)$|\1|p' "$dir/proxy.out" | head -1)
-  [ -n "$url" ] && break
-  kill -0 "$proxy_pid" 2>/dev/null || break
-  sleep 0.2
-done
-[ -n "$url" ] || { echo "demo: the proxy did not start:" >&2; cat "$dir/proxy.err" >&2; exit 1; }
+url=$(listening_url "$dir/proxy.out" "$proxy_pid" 150 0.2) || { echo "demo: the proxy did not start:" >&2; cat "$dir/proxy.err" >&2; exit 1; }
 echo "listening on $url"
 export DOCKER_HOST=$url
 echo "\$ export DOCKER_HOST=$url"

@@ -43,17 +43,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
-# Evidence on one line, so every check stays one line.
-flat() { printf '%s' "$*" | tr '\n\r' '||' | cut -c1-700; }
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-nok() { failed=$((failed + 1)); echo "not ok - $1: $(flat "$2")"; }
-# check WHAT EVIDENCE CONDITION...: ok when the command CONDITION succeeds.
-check() {
-  local what=$1 evidence=$2; shift 2
-  if "$@"; then ok "$what"; else nok "$what" "$evidence"; fi
-}
-has() { grep -q -- "$2" <<<"$1"; }
+# shellcheck source=tests/proxy/lib.sh
+. "$repo/tests/proxy/lib.sh"
 hasi() { grep -qi -- "$2" <<<"$1"; }
 
 # The docker CLI with a timeout, so nothing hangs CI. dk goes through the
@@ -101,14 +92,8 @@ start_proxy() {
     >"$D/$tag.out" 2>"$D/$tag.err" &
   proxy_pid=$!
   pids+=("$proxy_pid")
-  proxy_url=
   # The debug build compiles the policy module at start: give it a minute.
-  for _ in $(seq 300); do
-    proxy_url=$(sed -n 's|^listening on \(tcp://.*\)$|\1|p' "$D/$tag.out" | head -1)
-    [ -n "$proxy_url" ] && return 0
-    kill -0 "$proxy_pid" 2>/dev/null || break
-    sleep 0.2
-  done
+  proxy_url=$(listening_url "$D/$tag.out" "$proxy_pid" 300 0.2) && return 0
   echo "e2e: proxy $tag did not start: $(tail -5 "$D/$tag.err")" >&2
   return 1
 }

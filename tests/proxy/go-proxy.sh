@@ -13,7 +13,8 @@ export PODMAN_API_BASE=${PODMAN_API_BASE:-24770} PODMAN_RANGE_BASE=${PODMAN_RANG
 D=$(mktemp -d /tmp/flocker-go-proxy.XXXXXX)
 SERVERS=$D/servers
 proxy_pid=
-passed=0 failed=0
+# shellcheck source=tests/proxy/lib.sh
+. "$repo/tests/proxy/lib.sh"
 
 cleanup() {
   [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null
@@ -22,10 +23,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-nok() { failed=$((failed + 1)); echo "not ok - $1"; echo "#   $2"; }
-# check NAME DETAIL CMD...: ok when CMD succeeds.
-check() { local name=$1 detail=$2; shift 2; if "$@"; then ok "$name"; else nok "$name" "$detail"; fi; }
 dk() { timeout 60 docker "$@"; }
 on() { local i=$1; shift; timeout 60 docker -H "tcp://127.0.0.1:$(cat "$SERVERS/s$i/port")" "$@"; }
 # on_server I NAME: whether server I has a container of that name.
@@ -36,14 +33,7 @@ on_server() { [ -n "$(on "$1" ps -aq --filter "name=^$2\$" 2>/dev/null)" ]; }
 (cd "$repo/examples/go-proxy" && nice -n 10 go build -o "$D/go-proxy" .) || { echo "go-proxy: build failed"; exit 1; }
 "$D/go-proxy" -inventory "$SERVERS/inventory.json" -listen 127.0.0.1:0 >"$D/proxy.out" 2>"$D/proxy.err" &
 proxy_pid=$!
-url=
-for _ in $(seq 100); do
-  url=$(sed -n 's|^listening on \(tcp://.*\)$|\1|p' "$D/proxy.out" | head -1)
-  [ -n "$url" ] && break
-  kill -0 "$proxy_pid" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "go-proxy: did not start: $(tail -3 "$D/proxy.err")"; exit 1; }
+url=$(listening_url "$D/proxy.out" "$proxy_pid" 100 0.1) || { echo "go-proxy: did not start: $(tail -3 "$D/proxy.err")"; exit 1; }
 export DOCKER_HOST=$url
 echo "# go-proxy $url (pid $proxy_pid), servers in $SERVERS"
 # placed NAME: the server the proxy says it chose for NAME.

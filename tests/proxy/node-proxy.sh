@@ -41,17 +41,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
-flat() { printf '%s' "$*" | tr '\n\r' '||' | cut -c1-700; }
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-nok() { failed=$((failed + 1)); echo "not ok - $1: $(flat "$2")"; }
-# check WHAT EVIDENCE CONDITION...: ok when the command CONDITION succeeds.
-check() {
-  local what=$1 evidence=$2; shift 2
-  if "$@"; then ok "$what"; else nok "$what" "$evidence"; fi
-}
-# `[ A = B ]` as one command for check.
-same() { [ "$1" = "$2" ]; }
+# shellcheck source=tests/proxy/lib.sh
+. "$repo/tests/proxy/lib.sh"
 
 # dk: through the proxy; on I: straight to server sI. With timeouts, so a
 # wedged splice fails the check instead of hanging CI.

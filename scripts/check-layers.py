@@ -15,7 +15,7 @@ import re
 import sys
 
 LAYERS = [
-    ["metrics", "policy", "store"],
+    ["metrics", "net", "policy", "store"],
     ["engine"],
     ["rollout"],
     ["place"],

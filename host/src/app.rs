@@ -21,6 +21,9 @@ use crate::store::any::AnyStore;
 /// The kind of a request body that is not JSON, refused before deciding.
 pub const INVALID_BODY: &str = "invalid_body";
 
+/// The kind of a decision refused because `--max-decisions` are running.
+pub const OVERLOADED: &str = "overloaded";
+
 /// Most places decided and saved in one embedded-store transaction.
 const PLACER_BATCH: usize = 256;
 
@@ -122,7 +125,7 @@ fn known_kinds() -> impl Iterator<Item = &'static str> {
         .iter()
         .chain(PlaceError::KINDS)
         .copied()
-        .chain([INVALID_BODY])
+        .chain([INVALID_BODY, OVERLOADED])
 }
 
 /// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).

@@ -5,9 +5,10 @@
 //! Layers, each using only the ones above it in this list (checked by
 //! `scripts/check-layers.py`):
 //!
-//! - [`metrics`], [`store`], [`policy`]: counters; the `Store` trait with
-//!   the embedded redb store and etcd; the wasmtime runtime. The store knows
-//!   no engine, the policy runtime no store.
+//! - [`metrics`], [`net`], [`store`], [`policy`]: counters; TLS, transport
+//!   limits and the accept loop; the `Store` trait with the embedded redb
+//!   store and etcd; the wasmtime runtime. The store knows no engine, the
+//!   policy runtime no store.
 //! - [`engine`]: the `Engine` trait, native or the policy module.
 //! - [`rollout`]: push, follow and roll back policy modules.
 //! - [`place`]: decide, save atomically, re-decide on conflict.
@@ -18,6 +19,7 @@
 //! The `flocker` command line sits on top, in the binary (`src/main.rs`).
 
 pub mod metrics;
+pub mod net;
 pub mod policy;
 pub mod store;
 

@@ -29,6 +29,7 @@ mod routes;
 mod serve;
 mod store;
 mod table;
+mod transport;
 
 use clap::{Parser, Subcommand};
 

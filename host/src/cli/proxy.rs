@@ -1,5 +1,6 @@
 //! `flocker proxy`: the flags, read into [`flocker_host::proxy::ProxyConfig`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -9,11 +10,19 @@ use flocker_host::proxy::{self, Listen, ProxyConfig};
 
 use super::args::{open_or_create_store, EngineKind, StoreArg};
 use super::exit::{Failure, Outcome, EXIT_OK};
+use super::transport::TransportArgs;
 
 #[derive(Args, Debug)]
 pub struct ProxyArgs {
     #[command(flatten)]
     pub store: StoreArg,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    /// Certificates for daemons dialed over TLS (https://, or tcp:// on
+    /// 2376): DIR/ca.pem, cert.pem, key.pem as in DOCKER_CERT_PATH;
+    /// DIR/<hostname>/ for one server (then TLS on any port).
+    #[arg(long, value_name = "DIR", env = "FLOCKER_SERVER_CERTS")]
+    pub server_certs: Option<PathBuf>,
     /// Where to serve the Docker API: tcp://HOST:PORT (port 0 picks a free
     /// one) or unix:///PATH; repeat for several. Default tcp://127.0.0.1:2375.
     #[arg(long, value_name = "URL")]
@@ -53,9 +62,11 @@ pub async fn run(args: ProxyArgs) -> Outcome {
         metrics_listen: args.metrics_listen,
         backend_timeout: Duration::from_millis(args.backend_timeout_ms),
         health_every: Duration::from_millis(args.health_ms),
+        transport: args.transport.transport(),
+        server_certs: args.server_certs,
     };
     proxy::run(store, config).await.map_err(|e| match e {
-        proxy::listen::StartError::Listen { .. } => Failure::usage(e.to_string()),
+        proxy::listen::StartError::Listen(_) => Failure::usage(e.to_string()),
         other => Failure::failed(other.to_string()),
     })?;
     Ok(EXIT_OK)

@@ -10,11 +10,14 @@ use flocker_host::serve::{self, ServeConfig, ServeError};
 
 use super::args::{open_or_create_store, EngineKind, StoreArg};
 use super::exit::{Failure, Outcome, EXIT_OK};
+use super::transport::TransportArgs;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArg,
+    #[command(flatten)]
+    pub transport: TransportArgs,
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8640")]
     pub listen: String,
@@ -44,11 +47,10 @@ pub async fn run(args: ServeArgs) -> Outcome {
             file: args.policy_file,
             every: Duration::from_millis(args.poll_ms.max(10)),
         },
+        transport: args.transport.transport(),
     };
     serve::run(store, config).await.map_err(|e| match e {
-        ServeError::PolicyFileNeedsWasm | ServeError::Listen { .. } => {
-            Failure::usage(e.to_string())
-        }
+        ServeError::PolicyFileNeedsWasm | ServeError::Listen(_) => Failure::usage(e.to_string()),
         other => Failure::failed(other.to_string()),
     })?;
     Ok(EXIT_OK)

@@ -22,36 +22,62 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 
+use super::dial_tls::DialTls;
 use super::error::{BadAddress, ProxyError};
+use crate::net::tls;
+use tokio_rustls::TlsConnector;
 
 /// How long dialing a daemon may take before it counts as not answering.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where a server's daemon listens, from its `docker` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Dial {
     /// `tcp://HOST:PORT` (or `http://HOST:PORT`).
     Tcp(String),
+    /// `https://HOST:PORT`, `tcp://HOST:2376`, or a server with its own
+    /// certificates ([`DialTls`]); the connector, or why there is none.
+    Tls {
+        addr: String,
+        connector: Result<TlsConnector, String>,
+    },
     /// `unix:///PATH`.
     Unix(std::path::PathBuf),
 }
 
+/// The port Docker reserves for its TLS API.
+const DOCKER_TLS_PORT: &str = "2376";
+
 impl Dial {
-    /// Reads a server record's `docker` URL.
-    pub fn parse(url: &str) -> Result<Dial, BadAddress> {
+    /// Reads server `hostname`'s `docker` URL; `tls` says whether and how
+    /// it is dialed over TLS.
+    pub fn parse(url: &str, hostname: &str, tls: &DialTls) -> Result<Dial, BadAddress> {
         let bad = |expected| BadAddress {
             url: url.to_string(),
             expected,
         };
-        if let Some(rest) = url
-            .strip_prefix("tcp://")
-            .or_else(|| url.strip_prefix("http://"))
-        {
+        let (rest, https) = match (url.strip_prefix("https://"), url.strip_prefix("tcp://")) {
+            (Some(rest), _) => (Some(rest), true),
+            (None, Some(rest)) => (Some(rest), false),
+            (None, None) => (url.strip_prefix("http://"), false),
+        };
+        if let Some(rest) = rest {
             let hostport = rest.trim_end_matches('/');
-            if hostport.is_empty() || hostport.contains('/') || !hostport.contains(':') {
+            let Some((_, port)) = hostport.rsplit_once(':') else {
+                return Err(bad("tcp://HOST:PORT"));
+            };
+            if hostport.is_empty() || hostport.contains('/') {
                 return Err(bad("tcp://HOST:PORT"));
             }
-            return Ok(Dial::Tcp(hostport.to_string()));
+            let addr = hostport.to_string();
+            let over_tls = https
+                || (url.starts_with("tcp://") && port == DOCKER_TLS_PORT)
+                || (!url.starts_with("http://") && tls.has_own(hostname));
+            if over_tls {
+                let connector = tls.connector(hostname);
+                return Ok(Dial::Tls { addr, connector });
+            }
+            return Ok(Dial::Tcp(addr));
         }
         if let Some(path) = url.strip_prefix("unix://") {
             if !path.starts_with('/') {
@@ -59,14 +85,16 @@ impl Dial {
             }
             return Ok(Dial::Unix(path.into()));
         }
-        Err(bad("a tcp://HOST:PORT or unix:///PATH daemon"))
+        Err(bad(
+            "a tcp://HOST:PORT, https://HOST:PORT or unix:///PATH daemon",
+        ))
     }
 
     /// The `Host` header for a request the proxy makes itself (Go's HTTP
     /// server, which dockerd and podman use, refuses HTTP/1.1 without one).
     pub fn host_header(&self) -> &str {
         match self {
-            Dial::Tcp(h) => h,
+            Dial::Tcp(h) | Dial::Tls { addr: h, .. } => h,
             Dial::Unix(_) => "api.moby.localhost",
         }
     }
@@ -74,10 +102,21 @@ impl Dial {
     async fn connect(&self) -> Result<Stream, std::io::Error> {
         let dial = async {
             match self {
-                Dial::Tcp(addr) => TcpStream::connect(addr.as_str()).await.map(|s| {
-                    let _ = s.set_nodelay(true);
-                    Stream::Tcp(s)
-                }),
+                Dial::Tcp(addr) => tcp(addr).await.map(Stream::Tcp),
+                Dial::Tls { addr, connector } => {
+                    let connector = connector
+                        .as_ref()
+                        .map_err(|e| std::io::Error::other(e.clone()))?;
+                    let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+                    let name = tls::server_name(host).map_err(std::io::Error::other)?;
+                    let tcp = tcp(addr).await?;
+                    // The handshake's failure (an untrusted certificate, a
+                    // refused client certificate) is the dial's error.
+                    connector
+                        .connect(name, tcp)
+                        .await
+                        .map(|s| Stream::Tls(Box::new(s)))
+                }
                 Dial::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
             }
         };
@@ -91,18 +130,32 @@ impl Dial {
     }
 }
 
+async fn tcp(addr: &str) -> Result<TcpStream, std::io::Error> {
+    let s = TcpStream::connect(addr).await?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
 impl std::fmt::Display for Dial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Dial::Tcp(h) => write!(f, "tcp://{h}"),
+            Dial::Tls { addr, .. } => write!(f, "https://{addr}"),
             Dial::Unix(p) => write!(f, "unix://{}", p.display()),
         }
     }
 }
 
-/// A TCP or Unix socket, so one client path serves both kinds of daemon.
+impl std::fmt::Debug for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dial({self})")
+    }
+}
+
+/// A TCP, TLS or Unix socket, so one client path serves every daemon.
 enum Stream {
     Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     Unix(UnixStream),
 }
 
@@ -114,6 +167,7 @@ impl AsyncRead for Stream {
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
@@ -127,18 +181,21 @@ impl AsyncWrite for Stream {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
@@ -376,14 +433,29 @@ mod tests {
 
     #[test]
     fn docker_urls() {
-        assert_eq!(
-            Dial::parse("tcp://127.0.0.1:2375").unwrap(),
-            Dial::Tcp("127.0.0.1:2375".into())
+        let none = DialTls::default();
+        let parse = |u| Dial::parse(u, "s1", &none);
+        assert!(
+            matches!(parse("tcp://127.0.0.1:2375").unwrap(), Dial::Tcp(a) if a == "127.0.0.1:2375")
         );
-        assert_eq!(
-            Dial::parse("unix:///run/podman.sock").unwrap(),
-            Dial::Unix("/run/podman.sock".into())
+        assert!(matches!(
+            parse("http://127.0.0.1:2375/").unwrap(),
+            Dial::Tcp(_)
+        ));
+        assert!(
+            matches!(parse("unix:///run/podman.sock").unwrap(), Dial::Unix(p) if p == std::path::Path::new("/run/podman.sock"))
         );
+        // TLS by scheme or by Docker's TLS port; no certificates given, so
+        // the dial will say so.
+        for tls in ["https://127.0.0.1:2375", "tcp://127.0.0.1:2376"] {
+            match parse(tls).unwrap() {
+                Dial::Tls { addr, connector } => {
+                    assert_eq!(addr, "127.0.0.1:".to_string() + &tls[tls.len() - 4..]);
+                    assert!(connector.err().unwrap().contains("--server-certs"));
+                }
+                other => panic!("{tls}: {other}"),
+            }
+        }
         for bad in [
             "ssh://x",
             "tcp://",
@@ -391,7 +463,7 @@ mod tests {
             "unix://rel/path",
             "tcp://h:1/x",
         ] {
-            assert!(Dial::parse(bad).is_err(), "{bad}");
+            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 }

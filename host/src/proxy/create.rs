@@ -1,7 +1,9 @@
 //! `POST /containers/create`, decided (docs/PROXY.md, "Create"):
 //!
-//! 1. Read `?name=` and the body (at most [`CREATE_BODY_CAP`] bytes; not a
-//!    JSON object, or `Image` not a string, is a 400 naming the field). An
+//! 1. Read `?name=` and the body (at most [`CREATE_BODY_CAP`], within
+//!    `--body-timeout-ms`; then a decision slot is taken or the call is a
+//!    503; not a JSON object, or `Image` not a string, is a 400 naming the
+//!    field). An
 //!    unnamed create is given a name first (SPEC section 6), so its ports
 //!    and load are recorded like any other.
 //! 2. Get the image's config from a server that has it (the decision needs
@@ -36,29 +38,14 @@ use super::follow::route_gone;
 use super::forward::{self, percent_encode, query_param};
 use super::pull::hidden_pull;
 use super::{locate, Backend, Proxy};
+use crate::net::{limits::declared_length, read_body};
 
-/// The largest create body read; real ones are about 2 KB.
+/// The largest create body read (`--max-body-kib` can only lower it);
+/// real ones are about 2 KB.
 pub const CREATE_BODY_CAP: usize = 256 * 1024;
 
 /// Decisions again after the chosen server turned out not to answer.
 const MAX_REDECISIONS: u32 = 2;
-
-/// Reads a body up to `cap` bytes; more is a 413 before it is read whole.
-pub async fn read_body(body: Body, cap: usize) -> Result<Bytes, ProxyError> {
-    match axum::body::to_bytes(body, cap).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            if too_large {
-                Err(ProxyError::TooLarge { cap })
-            } else {
-                Err(ProxyError::BadRequest(format!("cannot read the body: {e}")))
-            }
-        }
-    }
-}
 
 /// See the module doc.
 pub async fn create(
@@ -67,18 +54,14 @@ pub async fn create(
     req: Request<Body>,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = req.into_parts();
-    if parts
-        .headers
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > CREATE_BODY_CAP)
-    {
-        return Err(ProxyError::TooLarge {
-            cap: CREATE_BODY_CAP,
-        });
-    }
-    let bytes = read_body(body, CREATE_BODY_CAP).await?;
+    let limits = &p.config.transport.limits;
+    let declared = declared_length(&parts.headers);
+    let cap = limits.max_body.min(CREATE_BODY_CAP);
+    let bytes = read_body(body, declared, cap, limits.body_timeout).await?;
+    // Taken after the body is in, so a slow sender holds no slot.
+    let Some(_pass) = p.decisions.try_enter() else {
+        return Err(ProxyError::Overloaded);
+    };
     let container: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ProxyError::BadRequest(format!("the create body is not valid JSON: {e}")))?;
     let Some(object) = container.as_object() else {

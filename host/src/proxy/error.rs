@@ -10,6 +10,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::net::BodyError;
 use crate::place::PlaceError;
 
 /// Why the proxy answered a call itself with an error.
@@ -22,6 +23,12 @@ pub enum ProxyError {
     /// A body over its endpoint's cap.
     #[error("request body over the {cap}-byte limit for this endpoint")]
     TooLarge { cap: usize },
+    /// The client did not send the body it announced in time.
+    #[error("the request body was not sent within {} s", .0.as_secs_f64())]
+    BodyTimedOut(std::time::Duration),
+    /// Every decision slot is taken (`--max-decisions`); try again.
+    #[error("flocker: too many containers are being placed at once; try again")]
+    Overloaded,
     /// The engine refused the create: `kind` is the decision error's kind.
     #[error("flocker: {kind}: {message}")]
     Decision { kind: String, message: String },
@@ -63,6 +70,8 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyTimedOut(_) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Decision { kind, .. } => decision_status(kind),
             ProxyError::NoSuchImage(_)
             | ProxyError::NoSuchContainer(_)
@@ -88,6 +97,18 @@ pub fn decision_status(kind: &str) -> StatusCode {
         "name_in_use" | "conflicting_pins" => StatusCode::CONFLICT,
         "no_eligible_server" | "pinned_server_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<BodyError> for ProxyError {
+    fn from(e: BodyError) -> ProxyError {
+        match e {
+            BodyError::TooLarge { cap } => ProxyError::TooLarge { cap },
+            BodyError::TimedOut { timeout } => ProxyError::BodyTimedOut(timeout),
+            BodyError::Broken(why) => {
+                ProxyError::BadRequest(format!("cannot read the body: {why}"))
+            }
+        }
     }
 }
 

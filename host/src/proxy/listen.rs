@@ -15,10 +15,9 @@ use super::error::BadAddress;
 use super::{follow, forward, health, locate, metrics, pull, Proxy};
 use crate::app::{shutdown_signal, App};
 use crate::engine::EngineChoice;
+use crate::net::server::STOP_GRACE;
+use crate::net::{ListenError, Listener, Server, Transport};
 use crate::store::any::AnyStore;
-
-/// How long open streams (a `logs -f`, an `events`) may hold a stop up.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// One `--listen` address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,16 +61,18 @@ pub struct ProxyConfig {
     pub backend_timeout: Duration,
     /// How often every server is checked.
     pub health_every: Duration,
+    /// TLS and the transport limits of every listener (metrics included).
+    pub transport: Transport,
+    /// Client certificates for daemons reached over TLS (see
+    /// [`super::dial_tls::DialTls`]).
+    pub server_certs: Option<PathBuf>,
 }
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {what}: {source}")]
-    Listen {
-        what: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error(transparent)]
     App(#[from] crate::app::AppError),
     #[error("serving: {0}")]
@@ -104,6 +105,8 @@ pub async fn build(store: AnyStore, config: ProxyConfig) -> Result<Arc<Proxy>, S
         pulls: pull::PendingPulls::default(),
         watchers: follow::Watchers::default(),
         metrics: metrics::ProxyMetrics::default(),
+        dial_tls: super::dial_tls::DialTls::new(config.server_certs.clone()),
+        decisions: crate::net::Gate::new(config.transport.limits.max_decisions),
         config,
     }))
 }
@@ -116,86 +119,43 @@ pub async fn run(store: AnyStore, config: ProxyConfig) -> Result<(), StartError>
     } else {
         config.listen.clone()
     };
+    // Every address is bound and checked before the store is touched, so a
+    // refused flag fails fast and nothing is half started.
+    let mut servers = Vec::new();
+    for l in &listen {
+        let listener = match l {
+            Listen::Tcp(hp) => Listener::tcp(hp).await?,
+            Listen::Unix(path) => {
+                remove_stale_socket(path);
+                Listener::unix(path)?
+            }
+        };
+        servers.push(Server::new(listener, &config.transport)?);
+    }
+    let metrics_server = match &config.metrics_listen {
+        Some(addr) => Some(Server::new(Listener::tcp(addr).await?, &config.transport)?),
+        None => None,
+    };
     let every = config.health_every;
-    let metrics_addr = config.metrics_listen.clone();
     let proxy = build(store, config).await?;
     // One round before serving, so the first ping has an API version.
     let _ = health::check_all(&proxy).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     let mut lines = Vec::new();
-    for l in &listen {
+    for server in servers {
+        lines.push(format!("listening on {}", server.url()));
         let app = router(proxy.clone());
-        let mut stop = stop_rx.clone();
-        let stopped = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        match l {
-            Listen::Tcp(hp) => {
-                let listener =
-                    tokio::net::TcpListener::bind(hp.as_str())
-                        .await
-                        .map_err(|source| StartError::Listen {
-                            what: format!("tcp://{hp}"),
-                            source,
-                        })?;
-                let addr = listener.local_addr().map_err(StartError::Serve)?;
-                lines.push(format!("listening on tcp://{addr}"));
-                tasks.push(tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped)
-                        .await
-                }));
-            }
-            Listen::Unix(path) => {
-                remove_stale_socket(path);
-                let listener =
-                    tokio::net::UnixListener::bind(path).map_err(|source| StartError::Listen {
-                        what: format!("unix://{}", path.display()),
-                        source,
-                    })?;
-                lines.push(format!("listening on unix://{}", path.display()));
-                tasks.push(tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped)
-                        .await
-                }));
-            }
-        }
+        tasks.push(tokio::spawn(server.serve(app, stop_rx.clone())));
     }
-    if let Some(addr) = metrics_addr {
-        let listener = tokio::net::TcpListener::bind(addr.as_str())
-            .await
-            .map_err(|source| StartError::Listen {
-                what: addr.clone(),
-                source,
-            })?;
-        let bound = listener.local_addr().map_err(StartError::Serve)?;
-        lines.push(format!("metrics on http://{bound}/metrics"));
-        let p = proxy.clone();
-        let metrics = Router::new().route(
-            "/metrics",
-            get(move || {
-                let p = p.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
-                        format!("{}{}", p.metrics.render(), p.app.metrics.render()),
-                    )
-                }
-            }),
-        );
-        let mut stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            axum::serve(listener, metrics)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        }));
+    if let Some(server) = metrics_server {
+        let scheme = if server.tls() { "https" } else { "http" };
+        if let Some(bound) = server.local_addr() {
+            lines.push(format!("metrics on {scheme}://{bound}/metrics"));
+        }
+        tasks.push(tokio::spawn(
+            server.serve(metrics_router(proxy.clone()), stop_rx.clone()),
+        ));
     }
     {
         let mut out = std::io::stdout().lock();
@@ -217,6 +177,25 @@ pub async fn run(store: AnyStore, config: ProxyConfig) -> Result<(), StartError>
         }
     }
     Ok(())
+}
+
+/// `GET /metrics`: the proxy's counters and the decisions'.
+fn metrics_router(proxy: Arc<Proxy>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let p = proxy.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    format!("{}{}", p.metrics.render(), p.app.metrics.render()),
+                )
+            }
+        }),
+    )
 }
 
 /// A socket file left by a proxy that did not stop cleanly would make the

@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod combine;
 pub mod create;
+pub mod dial_tls;
 pub mod down;
 pub mod endpoint;
 pub mod error;
@@ -79,6 +80,9 @@ pub struct Proxy {
     pub pulls: pull::PendingPulls,
     pub watchers: follow::Watchers,
     pub metrics: metrics::ProxyMetrics,
+    pub dial_tls: dial_tls::DialTls,
+    /// Decisions running at once (`--max-decisions`).
+    pub decisions: crate::net::Gate,
     pub config: ProxyConfig,
 }
 
@@ -99,17 +103,19 @@ impl Proxy {
         let cluster = self.cluster().await?;
         Ok(cluster
             .servers()
-            .filter_map(|s| match Dial::parse(&s.docker) {
-                Ok(dial) => Some(Backend {
-                    hostname: s.hostname.clone(),
-                    address: s.address.clone(),
-                    dial,
-                }),
-                Err(e) => {
-                    eprintln!("flocker proxy: server {}: {e}", s.hostname);
-                    None
-                }
-            })
+            .filter_map(
+                |s| match Dial::parse(&s.docker, &s.hostname, &self.dial_tls) {
+                    Ok(dial) => Some(Backend {
+                        hostname: s.hostname.clone(),
+                        address: s.address.clone(),
+                        dial,
+                    }),
+                    Err(e) => {
+                        eprintln!("flocker proxy: server {}: {e}", s.hostname);
+                        None
+                    }
+                },
+            )
             .collect())
     }
 

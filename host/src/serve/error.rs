@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::timing::Outcome;
-use crate::app::INVALID_BODY;
+use crate::app::{INVALID_BODY, OVERLOADED};
+use crate::net::BodyError;
 use crate::place::PlaceError;
 
 /// What the service answers when it cannot decide.
@@ -15,6 +16,12 @@ pub(super) enum HostError {
     /// The body is not JSON (400).
     #[error("{0}")]
     InvalidBody(flocker_core::DecisionError),
+    /// The body was too large (413), too slow (408) or broken (400).
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// Every decision slot is taken (503, with `Retry-After`).
+    #[error("too many decisions are running; try again")]
+    Overloaded,
     /// The store, the engine or the save failed (503, 500, 409).
     #[error(transparent)]
     Place(#[from] PlaceError),
@@ -23,14 +30,20 @@ pub(super) enum HostError {
 impl HostError {
     fn kind(&self) -> &'static str {
         match self {
-            HostError::InvalidBody(_) => INVALID_BODY,
+            HostError::InvalidBody(_) | HostError::Body(_) => INVALID_BODY,
+            HostError::Overloaded => OVERLOADED,
             HostError::Place(e) => e.kind(),
         }
     }
 
     fn status(&self) -> StatusCode {
         match self {
-            HostError::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            HostError::InvalidBody(_) | HostError::Body(BodyError::Broken(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            HostError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            HostError::Body(BodyError::TimedOut { .. }) => StatusCode::REQUEST_TIMEOUT,
+            HostError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             HostError::Place(PlaceError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
             HostError::Place(PlaceError::Contention { .. }) => StatusCode::CONFLICT,
             HostError::Place(PlaceError::Engine(_)) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -44,6 +57,10 @@ impl IntoResponse for HostError {
         let mut resp = json_response(self.status(), body.to_string());
         resp.extensions_mut()
             .insert(Outcome::Error(self.kind().into()));
+        if matches!(self, HostError::Overloaded) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
         resp
     }
 }

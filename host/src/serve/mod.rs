@@ -25,22 +25,27 @@
 //! content changes it is validated, pushed to the store (history kept) and
 //! swapped in.
 //!
-//! The first line on stdout is `listening on http://ADDR` with the bound
-//! address (so `--listen 127.0.0.1:0` picks a free port).
+//! The first line on stdout is `listening on http://ADDR` (`https://` with
+//! TLS) with the bound address (so `--listen 127.0.0.1:0` picks a free
+//! port). TLS, the transport limits and the refusal to listen beyond
+//! loopback without `--tlsverify` are [`crate::net`]'s; the decision
+//! endpoints' body cap and decision slots are the `guard` middleware's.
 //!
 //! The parts: [`router`] builds the routes over an [`App`] (testable
 //! in-process), `handlers` answers them, `error` renders host failures,
-//! and one `timing` middleware counts and times every decision endpoint.
+//! `guard` reads bodies and takes decision slots, and one `timing`
+//! middleware counts and times every decision endpoint.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::app::{shutdown_signal, App, AppError};
 use crate::engine::EngineChoice;
+use crate::net::{ListenError, Listener, Server, Transport};
 use crate::rollout::Follow;
 use crate::store::any::AnyStore;
 
 mod error;
+mod guard;
 mod handlers;
 mod router;
 mod timing;
@@ -62,6 +67,8 @@ pub struct ServeConfig {
     pub retries: u32,
     /// The policy follower's file and period.
     pub follow: Follow,
+    /// TLS and the transport limits.
+    pub transport: Transport,
 }
 
 /// Why the service did not start or stopped.
@@ -70,30 +77,21 @@ pub enum ServeError {
     /// `--policy-file` with the native engine.
     #[error("--policy-file needs --engine wasm")]
     PolicyFileNeedsWasm,
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error(transparent)]
     App(#[from] AppError),
     #[error("serve: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Serves until SIGTERM or Ctrl-C; prints `listening on http://ADDR` first.
+/// Serves until SIGTERM or Ctrl-C; prints `listening on http(s)://ADDR` first.
 pub async fn run(store: AnyStore, config: ServeConfig) -> Result<(), ServeError> {
     if config.follow.file.is_some() && config.engine != EngineChoice::Wasm {
         return Err(ServeError::PolicyFileNeedsWasm);
     }
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.listen.clone(),
-            source,
-        })?;
-    let addr: SocketAddr = listener.local_addr()?;
+    let listener = Listener::tcp(&config.listen).await?;
+    let server = Server::new(listener, &config.transport)?;
     let app = App::open(
         store,
         config.store_url.clone(),
@@ -104,11 +102,20 @@ pub async fn run(store: AnyStore, config: ServeConfig) -> Result<(), ServeError>
     .await?;
     let app = Arc::new(app);
     app.spawn_policy_follower(config.follow.clone());
-    println!("listening on http://{addr}");
+    let scheme = if server.tls() { "https" } else { "http" };
+    match server.local_addr() {
+        Some(addr) => println!("listening on {scheme}://{addr}"),
+        None => println!("listening on {}", server.url()),
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    server
+        .serve(router(app, &config.transport.limits), stop_rx)
+        .await;
     Ok(())
 }

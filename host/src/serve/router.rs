@@ -5,23 +5,31 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
+use super::guard::{guard, Guard};
 use super::handlers::{healthz, metrics, v1_decide, v1_place};
 use super::timing::timing;
 use crate::app::App;
+use crate::net::{Gate, Limits};
 
-/// The routes, with the timing middleware and the body limit; serve it
-/// with `axum::serve`, or call it in-process with `tower::ServiceExt::oneshot`.
-pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+/// The routes, with the timing middleware and the decision guard (body
+/// cap and timeout, decisions at once); serve it with
+/// [`crate::net::Server`], or call it in-process with
+/// `tower::ServiceExt::oneshot`.
+pub fn router(app: Arc<App>, limits: &Limits) -> Router {
+    let guarded = Guard {
+        limits: limits.clone(),
+        gate: Gate::new(limits.max_decisions),
+    };
+    let decisions = Router::new()
         .route("/v1/place", post(v1_place))
         .route("/v1/decide", post(v1_decide))
+        .layer(axum::middleware::from_fn_with_state(guarded, guard))
+        // The guard has read the body within its own cap already.
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    Router::new()
+        .merge(decisions)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(app.clone(), timing))
-        // Full decision inputs carry the whole cluster: accept what the
-        // engine accepts rather than axum's 2 MB default.
-        .layer(axum::extract::DefaultBodyLimit::max(
-            flocker_core::MAX_INPUT_BYTES,
-        ))
         .with_state(app)
 }

@@ -48,7 +48,10 @@ async fn call(
         .uri(path)
         .body(Body::from(body.to_string()))
         .unwrap();
-    let response = router(app.clone()).oneshot(request).await.unwrap();
+    let response = router(app.clone(), &crate::net::Limits::default())
+        .oneshot(request)
+        .await
+        .unwrap();
     let status = response.status();
     let retries = response
         .headers()

@@ -18,3 +18,4 @@ mod demo;
 mod place_store;
 mod proxy_protocol;
 mod serve;
+mod transport;

@@ -76,6 +76,8 @@ async fn fixture(tag: &str) -> Fixture {
             metrics_listen: None,
             backend_timeout: BACKEND_TIMEOUT,
             health_every: Duration::from_secs(60),
+            transport: Default::default(),
+            server_certs: None,
         },
     )
     .await

@@ -2,6 +2,7 @@
 //! scratch directories and a demo cluster.
 
 pub mod fake_daemon;
+pub mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -37,6 +37,9 @@ if [ "$mode" = all ]; then
   command -v podman >/dev/null || need_apt+=(podman)
   command -v runc >/dev/null || need_apt+=(runc)
   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need_apt+=(busybox-static)
+  # The TLS tests make their certificates with openssl and talk with curl.
+  command -v openssl >/dev/null || need_apt+=(openssl)
+  command -v curl >/dev/null || need_apt+=(curl)
   # A registry on loopback, for the pull the CLI makes after a 404 on create.
   command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 fi

@@ -4,7 +4,7 @@
 # etcd, native vs WASM), the JavaScript and Python hosts of the policy
 # module, the Go client against a real `flocker serve`, and the docker CLI
 # through the Node example proxy onto two podman servers and through
-# `flocker proxy` onto three.
+# `flocker proxy` onto three, then the same CLI over TLS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +22,6 @@ scripts/test-go.sh
 tests/proxy/node-proxy.sh
 # Last: it needs root and podman (setup installed it) and takes a few minutes.
 FLOCKER="${CARGO_TARGET_DIR:-$PWD/target}/debug/flocker" tests/proxy/e2e.sh
+# TLS with real certificates: the docker CLI through two TLS proxies onto
+# podman, flocker serve with curl, and every refusal.
+FLOCKER="${CARGO_TARGET_DIR:-$PWD/target}/debug/flocker" tests/proxy/tls.sh

@@ -153,12 +153,17 @@ pub async fn ping_all(p: &Proxy) -> Result<(Vec<super::Backend>, Vec<super::Back
                 ..State::default()
             });
             let was_up = s.up;
+            let mut why = String::new();
             match answer {
                 Ok((StatusCode::OK, _)) => {
                     s.up = true;
                     s.failures = 0;
                 }
                 other => {
+                    why = match &other {
+                        Ok((status, _)) => format!(": /_ping answered {status}"),
+                        Err(e) => format!(": {e}"),
+                    };
                     s.failures += 1;
                     let refused = matches!(other, Err(ProxyError::Unreachable(_)));
                     if refused || s.failures >= FAILURES_TO_DOWN {
@@ -168,7 +173,7 @@ pub async fn ping_all(p: &Proxy) -> Result<(Vec<super::Backend>, Vec<super::Back
             }
             if s.up != was_up {
                 let state = if s.up { "up again" } else { "down" };
-                eprintln!("flocker proxy: server {} is {state}", b.hostname);
+                eprintln!("flocker proxy: server {} is {state}{why}", b.hostname);
                 s.version_at = None;
             }
             p.metrics.set_up(&b.hostname, s.up);

@@ -68,6 +68,25 @@ impl PlaceError {
             PlaceError::Contention { .. } => "save_conflict",
         }
     }
+
+    /// What a client is told. Store failures name paths and endpoints,
+    /// trap texts name the module's internals and lost saves name other
+    /// callers' containers: those stay in the host's log, where
+    /// [`PlaceError`]'s `Display` puts them.
+    pub fn public_message(&self) -> String {
+        match self {
+            PlaceError::Store(_) => {
+                "the cluster state store is unavailable (the host's log says why)".into()
+            }
+            PlaceError::Engine(EngineError::BadOutput { what }) => {
+                format!("policy engine failed: the policy returned {what}")
+            }
+            PlaceError::Engine(_) => "policy engine failed (the host's log says why)".into(),
+            PlaceError::Contention { retries, .. } => {
+                format!("could not save after {retries} retries, each lost to another writer")
+            }
+        }
+    }
 }
 
 /// What a place answered.

@@ -260,3 +260,23 @@ async fn places_binding_one_port_twice_never_share_a_host_port() {
     assert_eq!(one.check().unwrap(), Vec::<String>::new());
     assert_eq!(bound.len(), 12);
 }
+
+#[test]
+fn clients_are_not_told_paths_endpoints_or_other_names() {
+    let store = PlaceError::Store(StoreError::unavailable(
+        "etcd at 127.0.0.1:23790 (user flocker): connection refused",
+    ));
+    let lost = PlaceError::Contention {
+        retries: 8,
+        conflicts: vec!["port 30001 on s1 is held by someone-elses.1".into()],
+    };
+    for (e, secret) in [(&store, "127.0.0.1:23790"), (&lost, "someone-elses.1")] {
+        assert!(e.to_string().contains(secret), "the log keeps the cause");
+        assert!(
+            !e.public_message().contains(secret),
+            "{}",
+            e.public_message()
+        );
+    }
+    assert!(lost.public_message().contains("8 retries"));
+}

@@ -115,7 +115,11 @@ impl From<BodyError> for ProxyError {
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = json!({ "message": self.to_string() }).to_string();
+        let message = match &self {
+            ProxyError::Place(e) => format!("flocker: {}", e.public_message()),
+            other => other.to_string(),
+        };
+        let body = json!({ "message": message }).to_string();
         let mut resp = (status, body).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -53,7 +53,14 @@ impl HostError {
 
 impl IntoResponse for HostError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"kind": self.kind(), "message": self.to_string()}});
+        let message = match &self {
+            HostError::Place(e) => {
+                eprintln!("flocker serve: {}: {e}", e.kind());
+                e.public_message()
+            }
+            other => other.to_string(),
+        };
+        let body = json!({"error": {"kind": self.kind(), "message": message}});
         let mut resp = json_response(self.status(), body.to_string());
         resp.extensions_mut()
             .insert(Outcome::Error(self.kind().into()));

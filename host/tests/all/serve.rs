@@ -23,6 +23,10 @@ fn serve_places_decides_and_reports_metrics() {
     let health: Value = serde_json::from_str(&health).unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["servers"], 3);
+    // The store's kind, never its path (F18).
+    assert_eq!(health["store"], "file");
+    let dir = s.dir().display().to_string();
+    assert!(!health.to_string().contains(&dir), "{health}");
 
     let (status, d) = server.post("/v1/place", &web("web.1"));
     assert_eq!(status, 200, "{d}");

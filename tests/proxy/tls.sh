@@ -54,8 +54,10 @@ hasi() { grep -qi -- "$2" <<<"$1"; }
 
 C=$D/certs
 "$repo/tests/tls/make-certs.sh" "$C"
-# Listener flags (server side) and client flags, as Docker names them.
-LISTEN_TLS=(--tlsverify --tlscacert "$C/ca.pem" --tlscert "$C/server-cert.pem" --tlskey "$C/server-key.pem")
+# Listener flags (server side) and client flags, as Docker names them. A
+# 1.5 s header timeout, so the streams below outlast it many times over.
+LISTEN_TLS=(--tlsverify --tlscacert "$C/ca.pem" --tlscert "$C/server-cert.pem" --tlskey "$C/server-key.pem"
+  --header-timeout-ms 1500)
 CLIENT_TLS=(--tlsverify --tlscacert "$C/ca.pem" --tlscert "$C/cert.pem" --tlskey "$C/key.pem")
 # Certificate directories for proxies dialing B, in DOCKER_CERT_PATH's layout.
 mkdir -p "$D/dial-nocert" "$D/dial-wrongca"
@@ -116,6 +118,17 @@ rc=0; out=$(dk -H "$podman_url" inspect --format '{{.State.Running}}' tls.2 2>&1
 check "tls.2 runs on the podman server itself" "rc=$rc $out" same "$out" true
 rc=0; out=$(dk "${CLIENT_TLS[@]}" -H "$a_url" ps --format '{{.Names}}' 2>&1) || rc=$?
 check "ps through A lists tls.2" "rc=$rc $out" has "$out" '^tls.2$'
+
+# --- streams outlast the header timeout --------------------------------------------
+ticks='i=0; while [ $i -lt 10 ]; do echo tick$i; i=$((i+1)); sleep 0.5; done'
+rc=0; out=$(dk "${CLIENT_TLS[@]}" -H "$a_url" run --rm --name tls.3 localhost/busybox:full sh -c "$ticks" 2>&1) || rc=$?
+check "an attached run streams for 5 s through both TLS hops (header timeout 1.5 s)" "rc=$rc $out" \
+  test "$rc" -eq 0 -a -n "$(has "$out" '^tick9$' && echo y)"
+rc=0; out=$(dk "${CLIENT_TLS[@]}" -H "$a_url" run -d --name tls.4 localhost/busybox:full sh -c "$ticks" 2>&1) || rc=$?
+rc=0; out=$(dk "${CLIENT_TLS[@]}" -H "$a_url" logs -f tls.4 2>&1) || rc=$?
+check "logs -f follows for 5 s through both TLS hops" "rc=$rc $out" \
+  test "$rc" -eq 0 -a -n "$(has "$out" '^tick9$' && echo y)"
+dk "${CLIENT_TLS[@]}" -H "$a_url" rm -f tls.4 >/dev/null 2>&1 || true
 
 # --- refused clients ---------------------------------------------------------------
 rc=0; out=$(dk --tls --tlscacert "$C/ca.pem" -H "$a_url" ps 2>&1) || rc=$?

@@ -15,9 +15,12 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::limits::Limits;
@@ -190,10 +193,9 @@ impl Server {
                     let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
                     let conn = shared.clone();
                     tokio::spawn(async move {
-                        let _slot = slot;
                         match stream {
-                            Accepted::Tcp(s) => conn.run(s).await,
-                            Accepted::Unix(s) => conn.run(s).await,
+                            Accepted::Tcp(s) => conn.run(Held { io: s, _slot: slot }).await,
+                            Accepted::Unix(s) => conn.run(Held { io: s, _slot: slot }).await,
                         }
                     });
                 }
@@ -236,6 +238,51 @@ async fn accept(listener: &Listener) -> Option<Accepted> {
             }
             None
         }
+    }
+}
+
+/// A socket that holds its connection slot for as long as it lives. An
+/// upgraded call (attach, exec) carries its socket away from hyper, and
+/// the slot with it, so a hijacked stream counts against the cap until it
+/// closes.
+struct Held<S> {
+    io: S,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Held<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Held<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

@@ -20,6 +20,15 @@ pub(super) struct Guard {
     pub gate: Gate,
 }
 
+impl Guard {
+    pub fn new(limits: &Limits) -> Guard {
+        Guard {
+            limits: limits.clone(),
+            gate: Gate::new(limits.max_decisions),
+        }
+    }
+}
+
 pub(super) async fn guard(State(g): State<Guard>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let declared = declared_length(&parts.headers);

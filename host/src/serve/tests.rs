@@ -118,3 +118,38 @@ async fn place_decide_health_and_metrics_through_the_router() {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn a_decision_over_the_slots_is_a_quick_503_and_a_big_body_a_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(&dir).await;
+    let limits = crate::net::Limits {
+        max_decisions: 1,
+        max_body: 64,
+        ..Default::default()
+    };
+    let guard = super::guard::Guard::new(&limits);
+    let send = |body: String| {
+        let request = Request::builder()
+            .method("POST")
+            .uri("/v1/decide")
+            .body(Body::from(body))
+            .unwrap();
+        super::router::routes(app.clone(), guard.clone()).oneshot(request)
+    };
+    let small = json!({"name": "w.1", "container": {"Image": "web"}}).to_string();
+    // Another decision holds the only slot.
+    let held = guard.gate.try_enter().unwrap();
+    let r = send(small.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body = r.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        json_of(std::str::from_utf8(&body).unwrap())["error"]["kind"],
+        "overloaded"
+    );
+    drop(held);
+    assert_eq!(send(small).await.unwrap().status(), StatusCode::OK);
+    let r = send("x".repeat(65)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}

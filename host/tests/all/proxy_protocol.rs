@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::common::fake_daemon::{self, Fake};
 use bytes::Bytes;
 use flocker_host::engine::EngineChoice;
+use flocker_host::net::{Listener, Server, Transport};
 use flocker_host::proxy::{health, listen, Proxy, ProxyConfig};
 use flocker_host::store::any::AnyStore;
 use flocker_host::store::url::StoreUrl;
@@ -41,7 +42,8 @@ type ReqBody = BoxBody<Bytes, Infallible>;
 struct Fixture {
     addr: SocketAddr,
     fake: Arc<Fake>,
-    _proxy: Arc<Proxy>,
+    proxy: Arc<Proxy>,
+    _stop: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
@@ -84,16 +86,19 @@ async fn fixture(tag: &str) -> Fixture {
     .unwrap();
     let up = health::check_all(&proxy).await.unwrap();
     assert_eq!(up.len(), 1, "the fake daemon answers its health check");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    // The proxy's own accept loop, so upgrades and streams go through
+    // the connection slots and the header timeout as in production.
+    let listener = Listener::tcp("127.0.0.1:0").await.unwrap();
+    let server = Server::new(listener, &Transport::default()).unwrap();
+    let addr = server.local_addr().unwrap();
     let router = listen::router(proxy.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(server.serve(router, stopped));
     Fixture {
         addr,
         fake,
-        _proxy: proxy,
+        proxy,
+        _stop: stop,
         _dir: dir,
     }
 }
@@ -678,6 +683,20 @@ async fn create_unnamed_gets_a_docker_name() {
 async fn create_refusals() {
     let fx = fixture("create-refused").await;
     let create = "/v1.41/containers/create?name=bad.1";
+
+    // Every decision slot taken: a 503 at once, nothing sent to a server.
+    let held: Vec<_> = std::iter::from_fn(|| fx.proxy.decisions.try_enter()).collect();
+    let (status, _, body) = call(
+        fx.addr,
+        Method::POST,
+        create,
+        full(r#"{"Image": "fakeimg"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(message(&body).contains("try again"), "{}", message(&body));
+    assert!(fx.fake.creates().is_empty());
+    drop(held);
 
     // Not JSON.
     let (status, _, body) = call(

@@ -15,6 +15,10 @@ pub(super) struct Members {
     /// connections open) instead of waiting for keepalive to notice.
     pub(super) moved: watch::Sender<usize>,
     pub(super) config: EtcdConfig,
+    /// Set by the first answer. Before it, a connection etcd closes right
+    /// after the TLS handshake is taken for our certificate refused (TLS
+    /// 1.3 tells the client no more); after it, for etcd going away.
+    pub(super) answered: AtomicBool,
 }
 
 /// How sure a failed request is not to have been applied.
@@ -105,8 +109,17 @@ impl Members {
                 break;
             };
             match tokio::time::timeout(per_attempt, op(client.clone())).await {
-                Ok(Ok(v)) => return Ok((v, maybe)),
+                Ok(Ok(v)) => {
+                    self.answered.store(true, Ordering::Relaxed);
+                    return Ok((v, maybe));
+                }
                 Ok(Err(e)) => {
+                    // A certificate or a password is refused the same way
+                    // by every member and on every attempt.
+                    let first = !self.answered.load(Ordering::Relaxed);
+                    if let Some(d) = denied(&self.config, what, &e, first) {
+                        return Err(d);
+                    }
                     match classify(&e) {
                         Failed::Refused => refused += 1,
                         Failed::NotApplied => {}

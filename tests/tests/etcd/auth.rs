@@ -241,6 +241,19 @@ fn each_refusal_exits_3_at_once_and_says_what_to_fix() {
     );
     refused(&not_pem, Some(PASSWORD), "no PEM certificate");
 
+    // The scheme does not match what etcd serves, either way.
+    refused(
+        &format!("etcd://flocker@{}/flocker", etcd.endpoint(0)),
+        Some(PASSWORD),
+        "if it serves TLS, use etcds://",
+    );
+    let plain = Etcd::start();
+    refused(
+        &url(&plain, "", "/flocker", certs, None),
+        None,
+        "etcd does not serve TLS there",
+    );
+
     // Usage errors: the password not set, or put in the URL.
     let r = flocker(&["routes", "ls", "--store", &good], "", None);
     assert_eq!(r.code, 2, "{r:?}");

@@ -160,7 +160,13 @@ pub(super) fn denied(
              (give ?cert=FILE&key=FILE signed by a CA etcd trusts): {}",
             tls_detail(&text)
         )
-    } else if first && config.tls.is_some() && text.contains("connection closed") {
+    } else if config.tls.is_some()
+        && (text.contains("tls handshake eof") || text.contains("InvalidContentType"))
+    {
+        format!(
+            "{at}: the TLS handshake got no answer: etcd does not serve TLS there              (use etcd:// without TLS options?)"
+        )
+    } else if first && config.tls.is_some() && closed_early(&text) {
         let ours = match config.tls.as_ref().and_then(|t| t.identity.as_ref()) {
             Some(id) => format!("our client certificate {}", id.cert.display()),
             None => "a connection without a client certificate (give ?cert=FILE&key=FILE)".into(),
@@ -169,8 +175,11 @@ pub(super) fn denied(
             "{at}: the TLS handshake was refused: etcd closed the connection right after it, \
              which is how it refuses {ours} when it has --client-cert-auth"
         )
-    } else if text.contains("InvalidContentType") || text.contains("corrupt message") {
-        format!("{at}: etcd does not speak TLS there (use etcd:// without TLS options?)")
+    } else if first && config.tls.is_none() && closed_early(&text) {
+        // Go's TLS listener answers a plaintext HTTP/2 preface with a 400 and closes.
+        format!(
+            "{at}: etcd closed the connection at once, as a TLS listener does to plain              gRPC: if it serves TLS, use etcds://...?cacert=FILE"
+        )
     } else {
         return None;
     };
@@ -193,6 +202,18 @@ fn tls_refused(text: &str) -> bool {
     ]
     .iter()
     .any(|w| text.contains(w))
+}
+
+/// The connection went away under a request, which is how a refused
+/// client certificate shows under TLS 1.3: the server decides after the
+/// client thinks the handshake is done, and how the request then fails
+/// (closed, broken pipe, reset; in words or as a Debug `Kind`) depends
+/// on timing.
+fn closed_early(text: &str) -> bool {
+    let text = text.to_ascii_lowercase().replace(' ', "");
+    ["connectionclosed", "brokenpipe", "connectionreset"]
+        .iter()
+        .any(|w| text.contains(w))
 }
 
 /// The rustls part of a transport error, without tonic's wrapping.

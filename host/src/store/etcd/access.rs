@@ -99,13 +99,11 @@ pub(super) fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// A refusal that retrying will not change, as [`StoreError::Denied`]
 /// saying what to fix; None for anything else (down, timed out, busy).
-/// `doing` is what was being done; `first` says no member has answered
-/// yet on this store (see [`Members::answered`]).
+/// `doing` is what was being done.
 pub(super) fn denied(
     config: &EtcdConfig,
     doing: &str,
     e: &etcd_client::Error,
-    first: bool,
 ) -> Option<StoreError> {
     let text = chain_text(e);
     let at = format!("etcd at {}", config.endpoints.join(","));
@@ -160,30 +158,57 @@ pub(super) fn denied(
              (give ?cert=FILE&key=FILE signed by a CA etcd trusts): {}",
             tls_detail(&text)
         )
-    } else if config.tls.is_some()
-        && (text.contains("tls handshake eof") || text.contains("InvalidContentType"))
-    {
-        format!(
-            "{at}: the TLS handshake got no answer: etcd does not serve TLS there              (use etcd:// without TLS options?)"
-        )
-    } else if first && config.tls.is_some() && closed_early(&text) {
-        let ours = match config.tls.as_ref().and_then(|t| t.identity.as_ref()) {
-            Some(id) => format!("our client certificate {}", id.cert.display()),
-            None => "a connection without a client certificate (give ?cert=FILE&key=FILE)".into(),
-        };
-        format!(
-            "{at}: the TLS handshake was refused: etcd closed the connection right after it, \
-             which is how it refuses {ours} when it has --client-cert-auth"
-        )
-    } else if first && config.tls.is_none() && closed_early(&text) {
-        // Go's TLS listener answers a plaintext HTTP/2 preface with a 400 and closes.
-        format!(
-            "{at}: etcd closed the connection at once, as a TLS listener does to plain              gRPC: if it serves TLS, use etcds://...?cacert=FILE"
-        )
     } else {
         return None;
     };
     Some(StoreError::Denied { what })
+}
+
+/// What a connection that went away during or right after the TLS
+/// handshake probably means, or None. Alone it proves nothing (a member
+/// that dies looks the same), so [`Members::call`] says it only when every
+/// member did it for two rounds before any answered: TLS 1.3 lets the
+/// server refuse our certificate after the client thinks the handshake is
+/// done, and a plain member closes on a ClientHello, a TLS one on a plain
+/// HTTP/2 preface. The flag is true for the surest of these (a handshake
+/// with no TLS answer at all), which wins over the others when attempts
+/// end differently.
+pub(super) fn early_close(config: &EtcdConfig, e: &etcd_client::Error) -> Option<(bool, String)> {
+    let text = chain_text(e);
+    let at = format!("etcd at {}", config.endpoints.join(","));
+    let Some(tls) = &config.tls else {
+        return closed_early(&text).then(|| {
+            (
+                false,
+                format!(
+                    "{at}: etcd closed every connection at once, as a TLS listener does to plain \
+                 gRPC: if it serves TLS, use etcds://...?cacert=FILE"
+                ),
+            )
+        });
+    };
+    if text.contains("tls handshake eof") || text.contains("InvalidContentType") {
+        return Some((
+            true,
+            format!(
+                "{at}: the TLS handshake got no answer: etcd does not serve TLS there \
+             (use etcd:// without TLS options?)"
+            ),
+        ));
+    }
+    closed_early(&text).then(|| {
+        let ours = match &tls.identity {
+            Some(id) => format!("our client certificate {}", id.cert.display()),
+            None => "a connection without a client certificate (give ?cert=FILE&key=FILE)".into(),
+        };
+        (
+            false,
+            format!(
+                "{at}: the TLS handshake was refused: etcd closed the connection right after it, \
+             which is how it refuses {ours} when it has --client-cert-auth"
+            ),
+        )
+    })
 }
 
 /// Our side refused theirs.
@@ -204,11 +229,8 @@ fn tls_refused(text: &str) -> bool {
     .any(|w| text.contains(w))
 }
 
-/// The connection went away under a request, which is how a refused
-/// client certificate shows under TLS 1.3: the server decides after the
-/// client thinks the handshake is done, and how the request then fails
-/// (closed, broken pipe, reset; in words or as a Debug `Kind`) depends
-/// on timing.
+/// The connection went away under a request; how it shows (closed,
+/// broken pipe, reset; in words or as a Debug `Kind`) depends on timing.
 fn closed_early(text: &str) -> bool {
     let text = text.to_ascii_lowercase().replace(' ', "");
     ["connectionclosed", "brokenpipe", "connectionreset"]

@@ -250,7 +250,12 @@ impl EtcdStore {
             .await
             .map_err(|_| unavailable(&config, "connect", "timed out"))?
             .map_err(|err| {
-                denied(&config, "connect", &err, true)
+                // Authenticating (USER@) is the first request, made here
+                // once: a close at once is as telling as two rounds in call.
+                denied(&config, "connect", &err)
+                    .or_else(|| {
+                        early_close(&config, &err).map(|(_, what)| StoreError::Denied { what })
+                    })
                     .unwrap_or_else(|| unavailable(&config, &format!("connect to {e}"), err))
             })?;
             clients.push(client);

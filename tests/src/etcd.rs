@@ -33,6 +33,9 @@ struct Member {
     name: String,
     client_port: u16,
     peer_port: u16,
+    /// Plain `/health` for members whose client port speaks TLS.
+    metrics_port: u16,
+    tls: bool,
     data_dir: PathBuf,
     log: PathBuf,
     guard: Option<Child>,
@@ -40,11 +43,25 @@ struct Member {
 
 impl Member {
     fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
     fn peer_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.peer_port)
     }
+}
+
+/// How to start members beyond the defaults: TLS on the client port, a
+/// short auth token TTL.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdOptions {
+    /// A directory made by `tests/tls/make-certs.sh`: members serve
+    /// `server-cert.pem` on https client URLs and require a client
+    /// certificate signed by its `ca.pem` (`--client-cert-auth`). Peers
+    /// stay plain.
+    pub tls: Option<PathBuf>,
+    /// etcd's `--auth-token-ttl` in seconds (etcd's default is 300).
+    pub auth_token_ttl: Option<u32>,
 }
 
 /// One etcd member or a cluster; stopped and deleted on drop.
@@ -52,6 +69,9 @@ pub struct Etcd {
     members: Vec<Member>,
     initial_cluster: String,
     token: String,
+    options: EtcdOptions,
+    /// root's password once [`Etcd::enable_auth`] ran.
+    root_password: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -64,9 +84,14 @@ impl Etcd {
     /// `n` members, all healthy on return. Retries a few times when a port
     /// picked as free was taken before etcd bound it.
     pub fn start_cluster(n: usize) -> Etcd {
+        Etcd::start_with(n, EtcdOptions::default())
+    }
+
+    /// `n` members started with `options`, all healthy on return.
+    pub fn start_with(n: usize, options: EtcdOptions) -> Etcd {
         let mut last = String::new();
         for _ in 0..3 {
-            match Etcd::try_start(n) {
+            match Etcd::try_start(n, &options) {
                 Ok(e) => return e,
                 Err(why) => last = why,
             }
@@ -74,7 +99,7 @@ impl Etcd {
         panic!("etcd did not start: {last}");
     }
 
-    fn try_start(n: usize) -> Result<Etcd, String> {
+    fn try_start(n: usize, options: &EtcdOptions) -> Result<Etcd, String> {
         let dir = tempfile::Builder::new()
             .prefix("flocker-etcd-")
             .tempdir()
@@ -84,6 +109,8 @@ impl Etcd {
                 name: format!("m{i}"),
                 client_port: free_port(),
                 peer_port: free_port(),
+                metrics_port: free_port(),
+                tls: options.tls.is_some(),
                 data_dir: dir.path().join(format!("m{i}.etcd")),
                 log: dir.path().join(format!("m{i}.log")),
                 guard: None,
@@ -104,6 +131,8 @@ impl Etcd {
             members,
             initial_cluster,
             token,
+            options: options.clone(),
+            root_password: None,
             _dir: dir,
         };
         for i in 0..n {
@@ -117,7 +146,7 @@ impl Etcd {
 
     fn spawn(&mut self, i: usize) -> Result<(), String> {
         let m = &self.members[i];
-        let args = vec![
+        let mut args = vec![
             "--name".to_string(),
             m.name.clone(),
             "--data-dir".into(),
@@ -144,7 +173,24 @@ impl Etcd {
             "zap".into(),
             "--log-level".into(),
             "warn".into(),
+            "--listen-metrics-urls".into(),
+            format!("http://127.0.0.1:{}", m.metrics_port),
         ];
+        if let Some(dir) = &self.options.tls {
+            for (flag, file) in [
+                ("--cert-file", "server-cert.pem"),
+                ("--key-file", "server-key.pem"),
+                ("--trusted-ca-file", "ca.pem"),
+            ] {
+                args.push(flag.into());
+                args.push(dir.join(file).display().to_string());
+            }
+            args.push("--client-cert-auth".into());
+        }
+        if let Some(ttl) = self.options.auth_token_ttl {
+            args.push("--auth-token-ttl".into());
+            args.push(ttl.to_string());
+        }
         // The guard: start etcd, wait for stdin to close, kill it. A line
         // "keep" first (a planned stop) keeps the data; a bare end of input
         // (this process died without cleaning up) deletes the whole
@@ -191,7 +237,7 @@ impl Etcd {
     fn wait_healthy(&mut self, i: usize, limit: Duration) -> Result<(), String> {
         let start = Instant::now();
         while start.elapsed() < limit {
-            if Etcd::health(self.members[i].client_port) {
+            if Etcd::health(self.members[i].metrics_port) {
                 return Ok(());
             }
             if let Some(g) = self.members[i].guard.as_mut() {
@@ -235,6 +281,71 @@ impl Etcd {
     /// The `--store` URL for every member under `prefix` (`""` or `/name`).
     pub fn store_url(&self, prefix: &str) -> String {
         format!("etcd://{}{prefix}", self.endpoints().join(","))
+    }
+
+    /// Runs `etcdctl` on the first member as root (once auth is on) and
+    /// with the TLS files (when members speak TLS); panics with its output
+    /// when it fails.
+    pub fn etcdctl(&self, args: &[&str]) -> String {
+        let mut cmd =
+            Command::new(std::env::var("FLOCKER_ETCDCTL").unwrap_or_else(|_| "etcdctl".into()));
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.members[0].client_url()));
+        if let Some(dir) = &self.options.tls {
+            for (flag, file) in [
+                ("--cacert", "ca.pem"),
+                ("--cert", "cert.pem"),
+                ("--key", "key.pem"),
+            ] {
+                cmd.arg(format!("{flag}={}", dir.join(file).display()));
+            }
+        }
+        if let Some(pw) = &self.root_password {
+            cmd.arg(format!("--user=root:{pw}"));
+        }
+        let out = cmd.args(args).output().expect("run etcdctl");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "etcdctl {args:?}: {text}");
+        text
+    }
+
+    /// Turns on etcd authentication: a `root` user with `root_password`,
+    /// and for each `(user, password, prefix)` a role `<user>-rw` that may
+    /// read and write keys under `prefix` only, granted to that user.
+    /// Later [`Etcd::client`] and [`Etcd::etcdctl`] calls act as root.
+    pub fn enable_auth(&mut self, root_password: &str, users: &[(&str, &str, &str)]) {
+        self.etcdctl(&[
+            "user",
+            "add",
+            &format!("root:{root_password}"),
+            "--interactive=false",
+        ]);
+        self.etcdctl(&["user", "grant-role", "root", "root"]);
+        for (user, password, prefix) in users {
+            let role = format!("{user}-rw");
+            self.etcdctl(&["role", "add", &role]);
+            self.etcdctl(&[
+                "role",
+                "grant-permission",
+                &role,
+                "--prefix=true",
+                "readwrite",
+                prefix,
+            ]);
+            self.etcdctl(&[
+                "user",
+                "add",
+                &format!("{user}:{password}"),
+                "--interactive=false",
+            ]);
+            self.etcdctl(&["user", "grant-role", user, &role]);
+        }
+        self.etcdctl(&["auth", "enable"]);
+        self.root_password = Some(root_password.to_string());
     }
 
     pub fn len(&self) -> usize {
@@ -325,9 +436,11 @@ impl Etcd {
             .filter(|m| m.guard.is_some())
             .map(|m| m.client_url())
             .collect();
-        let opts = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(5));
+        let opts = self.client_options(
+            etcd_client::ConnectOptions::new()
+                .with_connect_timeout(Duration::from_secs(2))
+                .with_timeout(Duration::from_secs(5)),
+        );
         etcd_client::Client::connect(eps, Some(opts))
             .await
             .expect("raw etcd client")
@@ -340,9 +453,11 @@ impl Etcd {
                 if self.members[i].guard.is_none() {
                     continue;
                 }
-                let opts = etcd_client::ConnectOptions::new()
-                    .with_connect_timeout(Duration::from_millis(300))
-                    .with_timeout(Duration::from_secs(1));
+                let opts = self.client_options(
+                    etcd_client::ConnectOptions::new()
+                        .with_connect_timeout(Duration::from_millis(300))
+                        .with_timeout(Duration::from_secs(1)),
+                );
                 let Ok(c) =
                     etcd_client::Client::connect([self.members[i].client_url()], Some(opts)).await
                 else {
@@ -357,6 +472,25 @@ impl Etcd {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("no leader");
+    }
+
+    /// The harness's own client options: the TLS files, root once auth is on.
+    fn client_options(&self, opts: etcd_client::ConnectOptions) -> etcd_client::ConnectOptions {
+        let mut opts = opts;
+        if let Some(dir) = &self.options.tls {
+            let read = |f: &str| std::fs::read(dir.join(f)).expect("read a test certificate");
+            let tls = etcd_client::TlsOptions::new()
+                .ca_certificate(etcd_client::Certificate::from_pem(read("ca.pem")))
+                .identity(etcd_client::Identity::from_pem(
+                    read("cert.pem"),
+                    read("key.pem"),
+                ));
+            opts = opts.with_tls(tls);
+        }
+        if let Some(pw) = &self.root_password {
+            opts = opts.with_user("root", pw.as_str());
+        }
+        opts
     }
 
     /// Where members keep their data; for tests that look at the files.
@@ -697,4 +831,63 @@ pub fn fresh_flocker_bin() -> PathBuf {
         }
     }
     bin
+}
+
+/// What a `flocker` run printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the real `flocker` ([`fresh_flocker_bin`]) with `args`, `stdin` as
+/// its input, `FLOCKER_STORE` and `FLOCKER_ETCD_PASSWORD` removed, then
+/// each `(name, Some(value))` of `env` set (`None` leaves it removed).
+pub fn run_flocker(args: &[&str], stdin: &str, env: &[(&str, Option<&str>)]) -> Run {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let mut cmd = Command::new(BIN.get_or_init(fresh_flocker_bin));
+    cmd.args(args)
+        .env_remove("FLOCKER_STORE")
+        .env_remove("FLOCKER_ETCD_PASSWORD");
+    for (k, v) in env {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flocker (build it: cargo build -p flocker-host --bin flocker)");
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().expect("wait flocker");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Certificates from `tests/tls/make-certs.sh` in a temporary directory.
+pub fn make_certs() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("flocker-certs-")
+        .tempdir()
+        .expect("temporary directory");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tls/make-certs.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(dir.path())
+        .output()
+        .expect("run make-certs.sh");
+    assert!(
+        out.status.success(),
+        "make-certs.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
 }

@@ -23,7 +23,9 @@ pub struct StoreArg {
         long,
         env = "FLOCKER_STORE",
         default_value = flocker_host::store::url::DEFAULT_STORE,
-        help = "The state store: etcd://HOST:PORT[,HOST:PORT...][/PREFIX] or file:PATH"
+        help = "The state store: etcd://HOST:PORT[,HOST:PORT...][/PREFIX], \
+                etcds://[USER@]HOST:PORT[,...][/PREFIX][?cacert=FILE&cert=FILE&key=FILE] \
+                (password in FLOCKER_ETCD_PASSWORD) or file:PATH"
     )]
     pub store: String,
 }

@@ -43,8 +43,8 @@ impl AnyStore {
                     .map_err(|e| StoreError::unavailable(format!("store task failed: {e}")))??;
                 Ok(AnyStore::File(store))
             }
-            StoreUrl::Etcd { endpoints, prefix } => Ok(AnyStore::Etcd(Box::new(
-                EtcdStore::connect(EtcdConfig::new(endpoints.clone(), prefix.clone())).await?,
+            StoreUrl::Etcd(e) => Ok(AnyStore::Etcd(Box::new(
+                EtcdStore::connect(EtcdConfig::from_url(e)?).await?,
             ))),
         }
     }

@@ -28,6 +28,13 @@ pub enum StoreError {
         #[source]
         cause: Option<Cause>,
     },
+    /// The store will not let us in, and asking again will not change that:
+    /// etcd refused the user's password, the TLS handshake failed on a
+    /// certificate (ours refused, or theirs not trusted), the user may not
+    /// touch the key prefix, or a certificate file cannot be used. Says
+    /// what to fix; never holds a password.
+    #[error("{what}")]
+    Denied { what: String },
     /// A record in the store is not what SPEC section 5 says it is.
     #[error("corrupt record at {key}: {reason}")]
     Corrupt { key: String, reason: String },

@@ -4,7 +4,10 @@
 //!   resync, route removal and policy modules.
 //! - `faults`: members lost mid-run.
 //! - `race`: four real `flocker place` processes racing on one etcd.
+//! - `auth`: TLS and users: the store and the CLI with the right
+//!   certificate and password, and each refusal.
 
+mod auth;
 mod faults;
 mod race;
 mod store;

@@ -9,46 +9,17 @@
 //! (`cargo build -p flocker-host --bin flocker`; `scripts/test-etcd.sh` does).
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flocker_tests::etcd::{audit, fresh_flocker_bin, Etcd};
+use flocker_tests::etcd::{audit, run_flocker, Etcd, Run};
 use serde_json::{json, Value};
 
 const HOSTS: usize = 4;
 const PER_HOST: usize = 100;
 const CONTESTED: usize = 20;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn flocker(args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env_remove("FLOCKER_STORE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn flocker (build it: cargo build -p flocker-host --bin flocker)");
-    if let Some(mut i) = child.stdin.take() {
-        let _ = i.write_all(stdin.as_bytes());
-    }
-    let out = child.wait_with_output().expect("wait flocker");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn bin() -> &'static std::path::Path {
-    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(fresh_flocker_bin)
+    run_flocker(args, stdin, &[])
 }
 
 /// The `--report` line of a place.

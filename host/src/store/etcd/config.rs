@@ -2,6 +2,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::store::url::{EtcdTls, EtcdUrl, Password};
 
 /// How to reach etcd and where the records live.
 #[derive(Debug, Clone)]
@@ -19,6 +20,10 @@ pub struct EtcdConfig {
     /// and new volume plus the name, so a route with more claims than this
     /// is refused before it is sent.
     pub max_txn_ops: usize,
+    /// TLS to every member (`https://`), with these files.
+    pub tls: Option<EtcdTls>,
+    /// The etcd user and password every client authenticates with.
+    pub user: Option<(String, Password)>,
 }
 
 impl EtcdConfig {
@@ -29,6 +34,17 @@ impl EtcdConfig {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
             max_txn_ops: MAX_TXN_OPS,
+            tls: None,
+            user: None,
         }
+    }
+
+    /// The config a `--store` URL names, the password read from
+    /// `FLOCKER_ETCD_PASSWORD` when the URL has a user.
+    pub fn from_url(url: &EtcdUrl) -> Result<EtcdConfig, StoreError> {
+        let mut c = EtcdConfig::new(url.endpoints.clone(), url.prefix.clone());
+        c.tls = url.tls.clone();
+        c.user = url.credentials()?;
+        Ok(c)
     }
 }

@@ -15,6 +15,11 @@ pub(super) struct Members {
     /// connections open) instead of waiting for keepalive to notice.
     pub(super) moved: watch::Sender<usize>,
     pub(super) config: EtcdConfig,
+    /// Set by the first answer. Before it, every member closing the
+    /// connection at once for two rounds is taken for a refused
+    /// certificate or a wrong scheme ([`early_close`]); after it, for etcd
+    /// going away.
+    pub(super) answered: AtomicBool,
 }
 
 /// How sure a failed request is not to have been applied.
@@ -98,6 +103,7 @@ impl Members {
         let mut maybe = false;
         let mut last = String::from("no member tried");
         let (mut tried, mut refused, mut refused_rounds) = (0usize, 0usize, 0u32);
+        let (mut early, mut early_rounds, mut early_why) = (0usize, 0u32, None);
         let mut backoff = Duration::from_millis(25);
         for attempt in 1usize.. {
             let i = self.preferred();
@@ -105,8 +111,24 @@ impl Members {
                 break;
             };
             match tokio::time::timeout(per_attempt, op(client.clone())).await {
-                Ok(Ok(v)) => return Ok((v, maybe)),
+                Ok(Ok(v)) => {
+                    self.answered.store(true, Ordering::Relaxed);
+                    return Ok((v, maybe));
+                }
                 Ok(Err(e)) => {
+                    // A certificate or a password is refused the same way
+                    // by every member and on every attempt.
+                    if let Some(d) = denied(&self.config, what, &e) {
+                        return Err(d);
+                    }
+                    if !self.answered.load(Ordering::Relaxed) {
+                        if let Some((sure, why)) = early_close(&self.config, &e) {
+                            early += 1;
+                            if sure || !matches!(early_why, Some((true, _))) {
+                                early_why = Some((sure, why));
+                            }
+                        }
+                    }
                     match classify(&e) {
                         Failed::Refused => refused += 1,
                         Failed::NotApplied => {}
@@ -134,7 +156,13 @@ impl Members {
                 } else {
                     0
                 };
-                (tried, refused) = (0, 0);
+                early_rounds = if early == tried { early_rounds + 1 } else { 0 };
+                (tried, refused, early) = (0, 0, 0);
+                if early_rounds >= 2 {
+                    if let Some((_, what)) = early_why.take() {
+                        return Err(StoreError::Denied { what });
+                    }
+                }
                 if refused_rounds >= 2 || (spent >= timeout && attempt >= 2) {
                     break;
                 }

@@ -68,7 +68,9 @@
 //!
 //! # Limits
 //!
-//! - `http://` endpoints only: no TLS, no etcd authentication.
+//! - TLS and authentication as the `--store` URL says (`store::url`); a
+//!   refusal by etcd (password, certificate, permission) is
+//!   [`StoreError::Denied`] at once, never retried.
 //! - The member list is the one given; members added later are not found.
 //! - A save holds one compare per host port and new volume plus the name,
 //!   at most [`EtcdConfig::max_txn_ops`] (etcd's `--max-txn-ops`, 128 by
@@ -81,7 +83,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -119,6 +121,9 @@ use watcher::*;
 mod ops;
 #[allow(unused_imports)]
 use ops::*;
+mod access;
+#[allow(unused_imports)]
+use access::*;
 #[cfg(test)]
 mod tests;
 
@@ -204,6 +209,8 @@ impl EtcdStore {
             .map(|e| {
                 if e.contains("://") {
                     e.to_string()
+                } else if config.tls.is_some() {
+                    format!("https://{e}")
                 } else {
                     format!("http://{e}")
                 }
@@ -215,12 +222,23 @@ impl EtcdStore {
                 reason: "no etcd endpoint given".into(),
             });
         }
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(config.connect_timeout)
             .with_timeout(config.request_timeout)
             // etcd refuses pings more often than every 5 s (too_many_pings).
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_require_leader(true);
+        if let Some(tls) = &config.tls {
+            options = options.with_tls(tls_options(tls)?);
+        }
+        if let Some((user, password)) = &config.user {
+            // etcd forgets a simple token after --auth-token-ttl (300 s) of
+            // disuse, and an idle proxy or serve outlives it: the client
+            // authenticates again on "invalid auth token" and retries once.
+            options = options
+                .with_user(user.as_str(), password.reveal())
+                .with_auto_token_refresh(true);
+        }
         // One client per member: the store picks the member itself, so a
         // dead one is skipped instead of taking a share of the requests.
         let mut clients = Vec::with_capacity(endpoints.len());
@@ -231,7 +249,15 @@ impl EtcdStore {
             )
             .await
             .map_err(|_| unavailable(&config, "connect", "timed out"))?
-            .map_err(|err| unavailable(&config, &format!("connect to {e}"), err))?;
+            .map_err(|err| {
+                // Authenticating (USER@) is the first request, made here
+                // once: a close at once is as telling as two rounds in call.
+                denied(&config, "connect", &err)
+                    .or_else(|| {
+                        early_close(&config, &err).map(|(_, what)| StoreError::Denied { what })
+                    })
+                    .unwrap_or_else(|| unavailable(&config, &format!("connect to {e}"), err))
+            })?;
             clients.push(client);
         }
         let members = Arc::new(Members {
@@ -239,6 +265,7 @@ impl EtcdStore {
             preferred: AtomicUsize::new(0),
             moved: watch::channel(0).0,
             config: config.clone(),
+            answered: AtomicBool::new(false),
         });
         let keys = Keys::new(&config.prefix);
         let snapshot = load(&members, &keys).await?;

@@ -89,8 +89,27 @@ fn db_err(path: &Path, e: impl Into<redb::Error>) -> StoreError {
     StoreError::unavailable_by(path.display().to_string(), e.into())
 }
 
+/// Creates a missing store file mode 0600 (it holds every container's
+/// env, secrets included; redb alone would leave it 0644 under umask 022).
+/// An existing file keeps the mode its owner gave it.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::unavailable_by(
+            format!("{}: cannot create the store file", path.display()),
+            e,
+        )),
+    }
+}
+
 impl FileStore {
-    /// Opens the store at `path`, creating the file and its tables when missing.
+    /// Opens the store at `path`, creating the file (mode 0600) and its
+    /// tables when missing.
     pub fn open(path: impl AsRef<Path>) -> Result<FileStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -102,6 +121,7 @@ impl FileStore {
                 )));
             }
         }
+        create_private(&path)?;
         let db = redb::Builder::new()
             .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
             .set_cache_size(64 * 1024 * 1024)

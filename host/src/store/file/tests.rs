@@ -204,3 +204,20 @@ async fn every_host_port_of_a_route_is_claimed_checked_and_freed() {
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
+
+#[cfg(unix)]
+#[test]
+fn a_new_store_file_is_private_and_an_existing_one_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    let fresh = dir.path().join("new.redb");
+    let store = FileStore::open(&fresh).unwrap();
+    drop(store);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&fresh), 0o600);
+    // Reopening does not touch it; a mode the owner chose stays.
+    std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let store = FileStore::open(&fresh).unwrap();
+    drop(store);
+    assert_eq!(mode(&fresh), 0o640);
+}

@@ -8,6 +8,9 @@
 #   2. `docker logs` of a container that wrote 100 MiB: through the proxy vs
 #      straight to its server.
 #   3. `docker ps -a`: through the proxy over three servers vs one server.
+#   4. TLS's cost: `docker ps -a` and `docker run -d --rm` through a second
+#      proxy with --tlsverify (certificates from tests/tls/make-certs.sh)
+#      vs the plain one, same store.
 #
 # Usage: scripts/bench-proxy.sh [RUNS]   (default 20; needs root, podman,
 #        hyperfine; FLOCKER=/path/to/flocker to skip the release build)
@@ -27,8 +30,10 @@ fi
 dir=$(mktemp -d /tmp/flocker-bench.XXXXXX)
 servers="$dir/servers"
 proxy_pid=
+tls_pid=
 cleanup() {
   if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null || true; fi
+  if [ -n "$tls_pid" ]; then kill "$tls_pid" 2>/dev/null || true; fi
   scripts/podman-servers.sh stop "$servers" >/dev/null 2>&1 || true
   rm -rf "$dir"
 }
@@ -79,3 +84,20 @@ hyperfine --style basic --warmup 3 --runs "$runs" --export-json "$dir/ps.json" \
   -n 'ps -a, proxy (3 servers)' "docker -H $proxy ps -a" \
   -n 'ps -a, direct (1 server)' "docker -H $s1 ps -a"
 medians "$dir/ps.json"
+
+# 4. The same proxy over TLS with client certificates.
+tests/tls/make-certs.sh "$dir/certs"
+c="$dir/certs"
+"$FLOCKER" proxy --store "$store" --listen tcp://127.0.0.1:0 --tlsverify --tlscacert "$c/ca.pem" \
+  --tlscert "$c/server-cert.pem" --tlskey "$c/server-key.pem" >"$dir/tls.out" 2>"$dir/tls.err" &
+tls_pid=$!
+for _ in $(seq 100); do grep -q '^listening on' "$dir/tls.out" 2>/dev/null && break; sleep 0.1; done
+tls=$(sed -n 's/^listening on //p' "$dir/tls.out" | head -1)
+[ -n "$tls" ] || { cat "$dir/tls.err"; exit 1; }
+tlsflags="--tlsverify --tlscacert $c/ca.pem --tlscert $c/cert.pem --tlskey $c/key.pem"
+hyperfine --style basic --warmup 3 --runs "$runs" --export-json "$dir/tls.json" \
+  -n 'ps -a, proxy TLS' "docker $tlsflags -H $tls ps -a" \
+  -n 'ps -a, proxy plain' "docker -H $proxy ps -a" \
+  -n 'run -d, proxy TLS' "docker $tlsflags -H $tls run -d --rm localhost/busybox:full true" \
+  -n 'run -d, proxy plain' "docker -H $proxy run -d --rm localhost/busybox:full true"
+medians "$dir/tls.json"

@@ -152,7 +152,9 @@ pub async fn run(c: PolicyCommand) -> Outcome {
             let active = store.policy_active().await?.map(|(d, _)| d);
             let target = rollout::rollback_target(&history, active.as_deref(), digest.as_deref())
                 .map_err(|e| Failure::error(e.to_string()))?;
-            store.policy_activate(&target).await?;
+            // Conditioned on the active module read above: a push since
+            // then fails this with "active module changed".
+            store.policy_activate(&target, active.as_deref()).await?;
             print_out(&format!(
                 "active: {target} (was {})\n",
                 active.as_deref().unwrap_or("the embedded default")

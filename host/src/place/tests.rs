@@ -56,8 +56,12 @@ impl Store for Raced {
     async fn policy_active(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         self.inner.policy_active().await
     }
-    async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
-        self.inner.policy_activate(digest).await
+    async fn policy_activate(
+        &self,
+        digest: &str,
+        expected: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.inner.policy_activate(digest, expected).await
     }
 }
 

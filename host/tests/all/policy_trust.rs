@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use flocker_host::engine::{policy_host, EngineChoice, StoredModule};
 use flocker_host::policy::{digest, PolicyHost, DEFAULT_MODULE};
-use flocker_host::rollout::{follow, push, Follow, FollowEvents};
+use flocker_host::rollout::{follow, push, rollback_target, Follow, FollowEvents};
 use flocker_host::store::file::FileStore;
 use flocker_host::store::{PolicyRecord, Store};
 
-use crate::common::{module_variant, Scratch};
+use crate::common::{module_variant, ok, Scratch};
 
 /// Counts the swaps the follower tries, by outcome.
 #[derive(Clone, Default)]
@@ -109,4 +109,59 @@ async fn bytes_that_are_not_their_digest_are_refused_once_and_the_old_module_kee
         )),
         "{err}"
     );
+}
+
+#[test]
+fn a_rollback_racing_a_push_fails_with_active_module_changed() {
+    let s = Scratch::new("rollback-race");
+    let store = s.store();
+    let record = |d: &str| PolicyRecord {
+        digest: d.into(),
+        pushed_at: 1,
+        info: r#"{"name":"m","version":"1"}"#.into(),
+    };
+    tokio_block(async {
+        let fs = FileStore::open(s.path("store.redb")).expect("open store");
+        fs.policy_push(b"one", record("aaa")).await.expect("push");
+        fs.policy_push(b"two", record("bbb")).await.expect("push");
+        // The rollback's reads, as `flocker policy rollback` makes them.
+        let history = fs.policy_history().await.expect("history");
+        let active = fs.policy_active_digest().await.expect("active");
+        let target = rollback_target(&history, active.as_deref(), None).expect("target");
+        assert_eq!((target.as_str(), active.as_deref()), ("aaa", Some("bbb")));
+        // Another process pushes in between.
+        let other = FileStore::open(s.path("store.redb")).expect("open store");
+        other
+            .policy_push(b"three", record("ccc"))
+            .await
+            .expect("push");
+        let e = fs
+            .policy_activate(&target, active.as_deref())
+            .await
+            .expect_err("the push is not undone");
+        assert!(
+            e.to_string()
+                .contains("active module changed: ccc is active, not bbb"),
+            "{e}"
+        );
+        assert_eq!(
+            other
+                .policy_active_digest()
+                .await
+                .expect("active")
+                .as_deref(),
+            Some("ccc")
+        );
+    });
+    // Without a race the command rolls back to the module before ccc.
+    let back = ok(&["policy", "rollback", "--store", &store], None, 0);
+    assert!(back.stdout.contains("active: bbb (was ccc)"), "{back:?}");
+}
+
+fn tokio_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
 }

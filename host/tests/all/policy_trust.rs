@@ -13,7 +13,7 @@ use flocker_host::rollout::{follow, push, rollback_target, Follow, FollowEvents}
 use flocker_host::store::file::FileStore;
 use flocker_host::store::{PolicyRecord, Store};
 
-use crate::common::{module_variant, ok, Scratch};
+use crate::common::{export_embedded, module_variant, ok, Scratch};
 
 /// Counts the swaps the follower tries, by outcome.
 #[derive(Clone, Default)]
@@ -164,4 +164,22 @@ fn tokio_block<F: std::future::Future>(f: F) -> F::Output {
         .build()
         .expect("runtime")
         .block_on(f)
+}
+
+#[test]
+fn policy_check_passes_the_embedded_module_and_says_how_many_cases() {
+    let s = Scratch::new("check");
+    let (path, _) = export_embedded(&s, &s.store());
+    let path = path.to_str().expect("utf8 path");
+    let run = ok(&["policy", "check", "--cases", "200", path], None, 0);
+    assert!(run.stdout.contains("200 cases checked ("), "{run:?}");
+    assert!(
+        run.stdout.contains("every answer within the contract"),
+        "{run:?}"
+    );
+    // Not a module at all: refused before any case runs.
+    let junk = s.path("junk.wasm");
+    std::fs::write(&junk, b"not wasm").expect("write");
+    let bad = ok(&["policy", "check", junk.to_str().expect("utf8")], None, 1);
+    assert!(bad.stderr.contains("refused"), "{bad:?}");
 }

@@ -1,12 +1,14 @@
-//! A module's decision is checked before it is saved: a module that routes
-//! another container, or to a server not in the inventory, is refused
-//! (`policy_failed`, saying which check failed) and nothing is saved.
+//! Modules that lie. A module's decision is checked before it is saved: a
+//! module that routes another container, or to a server not in the
+//! inventory, is refused (`policy_failed`, saying which check failed) and
+//! nothing is saved. And `policy check` finds such a module before a push.
 
 use std::sync::Arc;
 
 use flocker_host::engine::{self, EngineChoice, StoredModule};
 use flocker_host::place::{PlaceError, Placer};
-use flocker_host::policy::digest;
+use flocker_host::policy::{self, digest, Limits, Runtime};
+use flocker_host::rollout::{self, check, PushError};
 use flocker_host::store::any::AnyStore;
 use flocker_host::store::file::FileStore;
 use flocker_host::store::{PolicyRecord, Store};
@@ -61,4 +63,30 @@ async fn a_module_routing_another_container_or_to_a_ghost_server_saves_nothing()
         assert!(err.to_string().contains(says), "{says}: {err}");
         assert_eq!(store.cluster().await.unwrap().routes().count(), 0);
     }
+}
+
+/// `flocker policy check` (and every push) finds the lie on generated
+/// inputs and shrinks it to a small counterexample.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_finds_a_lying_module_with_a_shrunk_counterexample_and_push_refuses_it() {
+    let runtime = Runtime::new(Limits::default()).unwrap();
+    let liar = fixed_answer(&lying_decision("node00", "other.1"));
+    let (policy, _) = policy::load_validated(&runtime, &liar).expect("it passes validation");
+    let e = check::check(&policy, 100).expect_err("the check finds the lie");
+    // Shrunk: no more servers than the one it names, no routes left over.
+    let servers = e.input["inventory"].as_array().map_or(0, Vec::len);
+    let routes = e.input["routes"]["containers"]
+        .as_object()
+        .map_or(0, |m| m.len());
+    assert!(servers <= 1 && routes == 0, "not shrunk: {}", e.input);
+    assert!(e.output.contains("other.1"), "{e}");
+    let refused = rollout::validate(&runtime, liar)
+        .await
+        .err()
+        .expect("push refuses it");
+    assert!(matches!(refused, PushError::Refused(_)), "{refused:?}");
+    assert!(
+        refused.to_string().contains("breaks the contract"),
+        "{refused}"
+    );
 }

@@ -36,6 +36,10 @@ mod routing;
 mod server;
 #[cfg(feature = "testgen")]
 pub mod testgen;
+// Beside the generators: the rules as a check of answers, for the same
+// tests and for `flocker policy check`.
+#[cfg(feature = "testgen")]
+pub mod conformance;
 
 pub use cluster::{Change, Cluster};
 pub use decision::{Decision, Ranked, Ranking, ServerRef, Verdict};

@@ -47,7 +47,7 @@ impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
         match e {
             StoreError::BadUrl { .. } => Failure::usage(e.to_string()),
-            StoreError::NotFound(_) => Failure::error(e.to_string()),
+            StoreError::NotFound(_) | StoreError::Changed(_) => Failure::error(e.to_string()),
             _ => Failure::failed(e.to_string()),
         }
     }

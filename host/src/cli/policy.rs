@@ -1,15 +1,15 @@
-//! `flocker policy push | ls | export | rollback`: policy modules.
+//! `flocker policy push | check | ls | export | rollback`: policy modules.
 
 use clap::Subcommand;
 use std::path::PathBuf;
 
-use flocker_host::policy::{Limits, Runtime, DEFAULT_MODULE};
+use flocker_host::policy::{load_validated, Limits, PolicyError, Runtime, DEFAULT_MODULE};
 use flocker_host::rollout::{self, PushError};
 use flocker_host::store::Store;
 use serde_json::{json, Value};
 
 use super::args::{open_or_create_store, open_store, StoreArg};
-use super::exit::{Failure, Outcome, EXIT_OK};
+use super::exit::{Failure, Outcome, EXIT_ERROR, EXIT_OK};
 use super::io::{print_json, print_out};
 use super::table;
 
@@ -21,6 +21,16 @@ pub enum PolicyCommand {
         store: StoreArg,
         #[arg(value_name = "FILE.wasm")]
         file: PathBuf,
+    },
+    /// Run a module on generated clusters and requests and check every
+    /// answer against the contract's hard rules; on a failure print the
+    /// smallest failing input found and exit 1.
+    Check {
+        #[arg(value_name = "FILE.wasm")]
+        file: PathBuf,
+        /// How many generated inputs to run.
+        #[arg(long, default_value_t = rollout::check::DEFAULT_CASES)]
+        cases: u32,
     },
     /// The history of pushed modules, oldest first.
     Ls {
@@ -75,6 +85,43 @@ pub async fn run(c: PolicyCommand) -> Outcome {
                 info.digest, info.name, info.version, size
             ))?;
             Ok(EXIT_OK)
+        }
+        PolicyCommand::Check { file, cases } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
+            let runtime =
+                Runtime::new(Limits::default()).map_err(|e| Failure::failed(e.to_string()))?;
+            let started = std::time::Instant::now();
+            let checked = tokio::task::spawn_blocking(move || {
+                let (policy, _) = load_validated(&runtime, &bytes)?;
+                Ok::<_, PolicyError>(rollout::check::check(&policy, cases))
+            })
+            .await
+            .map_err(|e| Failure::failed(format!("the check task failed: {e}")))?
+            .map_err(|e| Failure::error(format!("{} refused: {e}", file.display())))?;
+            match checked {
+                Ok(c) => {
+                    print_out(&format!(
+                        "{}: {} cases checked ({} decisions, {} errors), every answer within the contract ({:.1}s)\n",
+                        file.display(),
+                        c.cases,
+                        c.decisions,
+                        c.errors,
+                        started.elapsed().as_secs_f64()
+                    ))?;
+                    Ok(EXIT_OK)
+                }
+                Err(e) => {
+                    let input = serde_json::to_string_pretty(&e.input).unwrap_or_default();
+                    print_out(&format!(
+                        "{}: breaks the contract: {}\ncounterexample (shrunk):\n{input}\nthe module answered:\n{}\n",
+                        file.display(),
+                        e.why,
+                        e.output
+                    ))?;
+                    Ok(EXIT_ERROR)
+                }
+            }
         }
         PolicyCommand::Ls { store, json } => {
             let store = open_store(&store).await?;
@@ -152,7 +199,9 @@ pub async fn run(c: PolicyCommand) -> Outcome {
             let active = store.policy_active().await?.map(|(d, _)| d);
             let target = rollout::rollback_target(&history, active.as_deref(), digest.as_deref())
                 .map_err(|e| Failure::error(e.to_string()))?;
-            store.policy_activate(&target).await?;
+            // Conditioned on the active module read above: a push since
+            // then fails this with "active module changed".
+            store.policy_activate(&target, active.as_deref()).await?;
             print_out(&format!(
                 "active: {target} (was {})\n",
                 active.as_deref().unwrap_or("the embedded default")

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{policy_host, Engine, EngineError, Native, Wasm};
-use crate::policy::PolicyHost;
+use crate::policy::{check_digest, PolicyHost};
 use crate::store::Store;
 
 /// Which engine decides.
@@ -33,7 +33,8 @@ pub struct Opened {
 }
 
 /// The engine for `choice`: with `Wasm`, the store's active module (it was
-/// validated when pushed and is validated again here), or the embedded
+/// validated when pushed and is validated again here, after its bytes are
+/// checked against the digest they are stored under), or the embedded
 /// default when none was pushed. The module's resident state follows the
 /// store's changes from here on.
 pub async fn open<S: Store>(
@@ -65,9 +66,9 @@ pub async fn open<S: Store>(
 
 async fn stored_host<S: Store>(store: &S) -> Result<PolicyHost, EngineError> {
     match store.policy_active().await? {
-        Some((digest, bytes)) => {
-            policy_host(Some(&bytes)).map_err(|source| EngineError::ActiveModule { digest, source })
-        }
+        Some((digest, bytes)) => check_digest(&digest, &bytes)
+            .and_then(|()| policy_host(Some(&bytes)))
+            .map_err(|source| EngineError::ActiveModule { digest, source }),
         None => Ok(policy_host(None)?),
     }
 }

@@ -24,9 +24,12 @@
 //! [`Placed`]. Every caller (the CLI, the service, the proxy, bench) places
 //! through a [`Placer`], which picks the way by store.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::engine::{Decided, Engine, EngineError};
+use crate::policy::PolicyError;
 use crate::store::{Saved, Store, StoreError};
 
 mod batch;
@@ -81,6 +84,11 @@ impl PlaceError {
             PlaceError::Engine(EngineError::BadOutput { what }) => {
                 format!("policy engine failed: the policy returned {what}")
             }
+            // Which rule the module's decision broke names only the
+            // request and the inventory's servers: the caller may know it.
+            PlaceError::Engine(EngineError::Policy(e @ PolicyError::Contract(_))) => {
+                format!("policy engine failed: {e}")
+            }
             PlaceError::Engine(_) => "policy engine failed (the host's log says why)".into(),
             PlaceError::Contention { retries, .. } => {
                 format!("could not save after {retries} retries, each lost to another writer")
@@ -112,7 +120,23 @@ pub async fn place<S: Store, E: Engine + ?Sized>(
     loop {
         let decided = {
             let cluster = store.cluster().await?;
-            engine.decide(&cluster, request)?
+            match engine.decide(&cluster, request) {
+                Ok(d) => d,
+                // A module's resident state follows the store's change feed,
+                // which can be a change ahead of `cluster` (a server added
+                // in between): a decision refused against an older cluster
+                // is re-decided on the newer one, as a lost save is.
+                Err(EngineError::Policy(PolicyError::Contract(why)))
+                    if (conflicts.len() as u32) < max_retries =>
+                {
+                    if Arc::ptr_eq(&store.cluster().await?, &cluster) {
+                        return Err(EngineError::Policy(PolicyError::Contract(why)).into());
+                    }
+                    conflicts.push(format!("decided on a cluster that changed: {why}"));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
             // The Arc is dropped here, before the save, so the store can
             // update its cache in place.
         };

@@ -56,8 +56,12 @@ impl Store for Raced {
     async fn policy_active(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         self.inner.policy_active().await
     }
-    async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
-        self.inner.policy_activate(digest).await
+    async fn policy_activate(
+        &self,
+        digest: &str,
+        expected: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.inner.policy_activate(digest, expected).await
     }
 }
 
@@ -279,4 +283,72 @@ fn clients_are_not_told_paths_endpoints_or_other_names() {
         );
     }
     assert!(lost.public_message().contains("8 retries"));
+}
+
+/// An engine that refuses its first `refusals` decisions as contract
+/// breaches (what the policy guard answers); with `path`, the first
+/// refusal is made while another handle of that store adds a server, as a
+/// module's change feed can run ahead of the cluster it was given.
+struct Refusing {
+    path: std::sync::Mutex<Option<std::path::PathBuf>>,
+    refusals: AtomicU32,
+}
+
+impl Engine for Refusing {
+    fn decide(&self, cluster: &Arc<Cluster>, request: &Value) -> Result<Decided, EngineError> {
+        if self.refusals.load(Ordering::SeqCst) == 0 {
+            return Native.decide(cluster, request);
+        }
+        self.refusals.fetch_sub(1, Ordering::SeqCst);
+        let path = self.path.lock().unwrap().take();
+        if let Some(path) = path {
+            std::thread::spawn(move || {
+                let other = FileStore::open(path).unwrap();
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap()
+                    .block_on(other.put_servers(&[server("n2")]))
+                    .unwrap();
+            })
+            .join()
+            .unwrap();
+        }
+        Err(EngineError::Policy(PolicyError::Contract(
+            "chose server \"n2\", which is not in the inventory".into(),
+        )))
+    }
+
+    fn describe(&self) -> String {
+        "refusing".into()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_decision_is_re_decided_only_when_the_cluster_changed_meanwhile() {
+    let dir = tempdir();
+    let path = dir.path().join("s.redb");
+    let store = FileStore::open(&path).unwrap();
+    store.put_servers(&[server("n1")]).await.unwrap();
+    let changed = Refusing {
+        path: std::sync::Mutex::new(Some(path)),
+        refusals: AtomicU32::new(1),
+    };
+    let placed = place(&store, &changed, &request(), 8).await.unwrap();
+    assert!(placed.saved);
+    assert_eq!(placed.retries, 1);
+    assert!(
+        placed.conflicts[0].contains("decided on a cluster that changed"),
+        "{:?}",
+        placed.conflicts
+    );
+    let same = Refusing {
+        path: std::sync::Mutex::new(None),
+        refusals: AtomicU32::new(1),
+    };
+    let mut other = request();
+    other["name"] = json!("web.2");
+    let e = place(&store, &same, &other, 8).await.unwrap_err();
+    assert_eq!(e.kind(), "policy_failed");
+    assert!(e.to_string().contains("not in the inventory"), "{e}");
+    assert!(store.cluster().await.unwrap().route("web.2").is_none());
 }

@@ -61,6 +61,16 @@ pub enum PolicyError {
     /// The module ran but failed a check of [`super::validate`].
     #[error("policy module failed validation: {0}")]
     Validation(String),
+
+    /// The module's decision does not bear out against the request and the
+    /// cluster it was made on ([`super::guard::check`]); nothing is saved.
+    #[error("policy module's decision refused: {0}")]
+    Contract(String),
+
+    /// Module bytes read from a store do not hash to the digest they are
+    /// stored under ([`super::check_digest`]).
+    #[error("the module stored as {stored} has digest {actual}: the stored bytes are not the module pushed")]
+    Digest { stored: String, actual: String },
 }
 
 impl PolicyError {
@@ -78,6 +88,8 @@ impl PolicyError {
             PolicyError::Refused(_) => "refused",
             PolicyError::Input(_) => "input",
             PolicyError::Validation(_) => "validation",
+            PolicyError::Contract(_) => "contract",
+            PolicyError::Digest { .. } => "digest",
         }
     }
 

@@ -8,7 +8,8 @@ use flocker_core::{Change, Cluster, Server};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use super::{
-    load_validated, Limits, Policy, PolicyError, PolicyInfo, Resident, Runtime, DEFAULT_MODULE,
+    guard, load_validated, Limits, Policy, PolicyError, PolicyInfo, Resident, Runtime,
+    DEFAULT_MODULE,
 };
 
 struct Active {
@@ -167,7 +168,23 @@ impl PolicyHost {
     /// daemons stopped answering; SPEC section 5). The overlay is sent to
     /// the module as `upsert_server` changes only when it changes, and
     /// re-applied to every server record the change feed brings.
+    ///
+    /// The answer is checked against `request`, `cluster` and `down`
+    /// ([`super::guard::check`]) before it is returned: this is the path
+    /// every place takes (the placer, the proxy), so a module that lies is
+    /// refused before a save.
     pub fn decide_resident_with_down(
+        &self,
+        cluster: &Arc<Cluster>,
+        request: &[u8],
+        down: &BTreeSet<String>,
+    ) -> Result<String, PolicyError> {
+        let out = self.decide_resident_unchecked(cluster, request, down)?;
+        guard::check(&out, cluster, request, down)?;
+        Ok(out)
+    }
+
+    fn decide_resident_unchecked(
         &self,
         cluster: &Arc<Cluster>,
         request: &[u8],

@@ -35,6 +35,7 @@
 
 mod error;
 mod exports;
+pub mod guard;
 mod host;
 mod instance;
 mod limiter;
@@ -349,6 +350,22 @@ pub fn digest(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Checks that `bytes` read from a store are the module stored as
+/// `stored`: a module is known, listed and rolled back by its digest, so
+/// bytes that hash to another would run under a name that is not theirs
+/// (and a follower comparing digests would swap them in on every poll).
+pub fn check_digest(stored: &str, bytes: &[u8]) -> Result<(), PolicyError> {
+    let actual = digest(bytes);
+    if actual == stored {
+        Ok(())
+    } else {
+        Err(PolicyError::Digest {
+            stored: stored.to_string(),
+            actual,
+        })
+    }
 }
 
 /// [`validate`], returning the compiled module with its info.

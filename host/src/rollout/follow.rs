@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::push;
-use crate::policy::{digest, PolicyHost};
+use crate::policy::{check_digest, digest, PolicyHost};
 use crate::store::Store;
 
 /// What to follow besides the store.
@@ -26,9 +26,10 @@ pub trait FollowEvents: Send + Sync + 'static {
 
 /// Every `follow.every`, pushes the watched file when it changed, then
 /// compares the store's active digest with the running one and swaps a new
-/// one in (validated first; in-flight decisions finish on the old module,
-/// and a module that fails validation leaves the old one serving and is
-/// not tried again until the active digest changes). Runs until the task
+/// one in (its bytes checked against that digest and validated first;
+/// in-flight decisions finish on the old module, and a module whose bytes
+/// do not match or that fails validation leaves the old one serving and is
+/// not fetched again until the active digest changes). Runs until the task
 /// is dropped.
 pub async fn follow<S: Store + 'static>(
     store: Arc<S>,
@@ -87,6 +88,17 @@ pub async fn follow<S: Store + 'static>(
                 continue;
             }
         };
+        if let Err(e) = check_digest(&digest, &bytes) {
+            // Reported once: the digest is not fetched again until the
+            // store's active digest changes.
+            events.swapped(&host, false);
+            eprintln!(
+                "flocker: policy refused, keeping {}: {e}",
+                host.info().digest
+            );
+            failed_digest = Some(digest);
+            continue;
+        }
         let h = host.clone();
         let swapped = tokio::task::spawn_blocking(move || h.swap(&bytes)).await;
         match swapped {

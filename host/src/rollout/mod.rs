@@ -7,7 +7,10 @@
 //!   on the store's active module, swapping it in when it changes
 //!   (`flocker serve`, `flocker proxy`).
 //! - [`rollback_target`]: which digest `flocker policy rollback` means.
+//! - [`check`]: a module held to the contract's hard rules on generated
+//!   inputs (`flocker policy check`, and a short run in every push).
 
+pub mod check;
 mod follow;
 mod push;
 mod rollback;

@@ -1,5 +1,6 @@
 //! [`push`]: a module is validated before the store takes it.
 
+use super::check;
 use crate::policy::{PolicyError, PolicyInfo, Runtime};
 use crate::store::{PolicyRecord, Store, StoreError};
 
@@ -23,13 +24,19 @@ pub struct Validated {
     info: PolicyInfo,
 }
 
-/// Validates `bytes` on `runtime`, on a blocking thread: compiling a module
-/// takes milliseconds to seconds.
+/// Validates `bytes` on `runtime`, then holds the module to the contract's
+/// hard rules on [`check::PUSH_CASES`] generated inputs, on a blocking
+/// thread: compiling a module takes milliseconds to seconds. There is no
+/// way around the check: the rules are what every module must keep (a
+/// module may refuse more, or prefer other servers, and still pass).
 pub async fn validate(runtime: &Runtime, bytes: Vec<u8>) -> Result<Validated, PushError> {
     let rt = runtime.clone();
     tokio::task::spawn_blocking(move || {
-        let checked = crate::policy::validate(&rt, &bytes);
-        checked.map(|info| Validated { bytes, info })
+        let (policy, info) = crate::policy::load_validated(&rt, &bytes)?;
+        check::check(&policy, check::PUSH_CASES).map_err(|e| {
+            PolicyError::Validation(format!("it breaks the contract on a generated input: {e}"))
+        })?;
+        Ok(Validated { bytes, info })
     })
     .await
     .map_err(|e| PushError::Task(e.to_string()))?

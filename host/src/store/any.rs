@@ -104,7 +104,11 @@ impl Store for AnyStore {
         }
     }
 
-    async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
-        each!(self, s => s.policy_activate(digest).await)
+    async fn policy_activate(
+        &self,
+        digest: &str,
+        expected: Option<&str>,
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.policy_activate(digest, expected).await)
     }
 }

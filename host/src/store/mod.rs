@@ -45,6 +45,11 @@ pub enum StoreError {
     /// digest for [`Store::policy_activate`]).
     #[error("not found: {0}")]
     NotFound(String),
+    /// A conditional write found the store changed since the caller read
+    /// it (the active module, for [`Store::policy_activate`]); nothing was
+    /// written.
+    #[error("{0}")]
+    Changed(String),
 }
 
 /// The error underneath a [`StoreError::Unavailable`]; shared, so that
@@ -179,9 +184,28 @@ pub trait Store: Send + Sync {
         async { Ok(self.policy_active().await?.map(|(digest, _)| digest)) }
     }
 
-    /// Points the active module at an earlier digest; `StoreError::NotFound`
-    /// when no module with that digest was pushed.
-    fn policy_activate(&self, digest: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Points the active module at an earlier digest, if the active one is
+    /// still `expected` (`None`: no module was pushed), in one conditional
+    /// write: a push that lands between a rollback's read and its
+    /// activation is not silently undone. `StoreError::NotFound` when no
+    /// module with that digest was pushed, `StoreError::Changed` ("active
+    /// module changed") when the active one is no longer `expected`.
+    fn policy_activate(
+        &self,
+        digest: &str,
+        expected: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The [`StoreError::Changed`] of a [`Store::policy_activate`] that found
+/// `found` active where the caller expected `expected`.
+pub fn active_changed(expected: Option<&str>, found: Option<&str>) -> StoreError {
+    let name = |d: Option<&str>| d.map_or("none".to_string(), str::to_string);
+    StoreError::Changed(format!(
+        "active module changed: {} is active, not {}; nothing was activated",
+        name(found),
+        name(expected)
+    ))
 }
 
 /// The named volumes of a route: entries of `route.volumes` not starting

@@ -129,6 +129,7 @@ fn every_command_has_help() {
         vec!["routes", "ls", "--help"],
         vec!["routes", "rm", "--help"],
         vec!["policy", "push", "--help"],
+        vec!["policy", "check", "--help"],
         vec!["policy", "ls", "--help"],
         vec!["policy", "rollback", "--help"],
         vec!["policy", "export", "--help"],

@@ -8,6 +8,7 @@
 //! - `serve`: the real `flocker serve` binary over HTTP.
 //! - `proxy_protocol`: `flocker proxy` in process against a fake daemon.
 //! - `demo`: the store demo script end to end.
+//! - `policy_trust`: modules that lie, corrupt stored modules, rollback races.
 
 mod common;
 
@@ -16,6 +17,7 @@ mod cli;
 mod crash;
 mod demo;
 mod place_store;
+mod policy_trust;
 mod proxy_protocol;
 mod serve;
 mod transport;

@@ -432,7 +432,7 @@ async fn policy_modules_are_stored_in_chunks_with_history() {
         s.policy_active().await.unwrap(),
         Some(("bbb".to_string(), b"small".to_vec()))
     );
-    s.policy_activate("aaa").await.unwrap();
+    s.policy_activate("aaa", Some("bbb")).await.unwrap();
     let (digest, bytes) = s.policy_active().await.unwrap().unwrap();
     assert_eq!(digest, "aaa");
     assert!(bytes == big);
@@ -445,7 +445,7 @@ async fn policy_modules_are_stored_in_chunks_with_history() {
         .collect();
     assert_eq!(hist, ["aaa", "bbb"]);
     assert!(matches!(
-        s.policy_activate("ccc").await,
+        s.policy_activate("ccc", Some("aaa")).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(tokio::time::timeout(
@@ -466,6 +466,43 @@ async fn policy_modules_are_stored_in_chunks_with_history() {
             .map(|(d, b)| (d, b.len())),
         Some(("aaa".to_string(), big.len()))
     );
+}
+
+/// A rollback reads the active module, then activates an earlier one on
+/// condition that the active one is still what it read: a push from
+/// another host in between fails it with "active module changed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_racing_a_push_fails_and_leaves_the_push_active() {
+    let etcd = Etcd::start();
+    let s = store(&etcd).await;
+    let other = store(&etcd).await;
+    let rec = |d: &str| PolicyRecord {
+        digest: d.into(),
+        pushed_at: 1,
+        info: r#"{"abi":1}"#.into(),
+    };
+    // Nothing pushed yet: the condition is "no active key".
+    s.policy_push(b"one", rec("aaa")).await.unwrap();
+    assert!(matches!(
+        s.policy_activate("aaa", None).await,
+        Err(StoreError::Changed(_))
+    ));
+    s.policy_push(b"two", rec("bbb")).await.unwrap();
+    // The rollback's read: bbb is active, aaa is the one before.
+    let read = s.policy_active_digest().await.unwrap();
+    assert_eq!(read.as_deref(), Some("bbb"));
+    other.policy_push(b"three", rec("ccc")).await.unwrap();
+    let e = s.policy_activate("aaa", read.as_deref()).await.unwrap_err();
+    assert!(matches!(e, StoreError::Changed(_)), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("active module changed: ccc is active, not bbb"),
+        "{e}"
+    );
+    assert_eq!(other.policy_active().await.unwrap().unwrap().0, "ccc");
+    // Against what is active now it goes through.
+    s.policy_activate("aaa", Some("ccc")).await.unwrap();
+    assert_eq!(other.policy_active().await.unwrap().unwrap().0, "aaa");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

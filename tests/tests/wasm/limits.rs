@@ -12,51 +12,29 @@ use flocker_host::policy::{
 };
 use serde_json::{json, Value};
 
-/// A module that speaks the ABI (right exports and signatures, valid info)
-/// and whose `flocker_decide` and `flocker_snapshot_decide` run `body`
-/// before returning an error result. `memory_pages` is its initial memory.
+use crate::modules::{abi_module, Text};
+
+/// A module whose `flocker_decide` and `flocker_snapshot_decide` run
+/// `body` before returning an error result. `memory_pages` is its initial
+/// memory.
 fn hostile(body: &str, memory_pages: u32) -> Vec<u8> {
     hostile_abi(body, memory_pages, 1)
 }
 
 /// [`hostile`] claiming ABI version `abi`.
 fn hostile_abi(body: &str, memory_pages: u32, abi: i32) -> Vec<u8> {
-    let info = format!(r#"{{"name":"hostile","version":"0.0.1","abi":{abi}}}"#);
-    let info = info.as_str();
-    let answer = r#"{"error":{"kind":"invalid_request","message":"hostile"}}"#;
-    let packed = |at: u64, s: &str| ((at << 32) | s.len() as u64) as i64;
-    let wat = format!(
-        r#"(module
-  (memory (export "memory") {memory_pages})
-  (global $next (mut i32) (i32.const 65536))
-  (data (i32.const 1024) "{info_esc}")
-  (data (i32.const 2048) "{answer_esc}")
-  (func (export "flocker_abi_version") (result i32) (i32.const {abi}))
-  (func (export "flocker_alloc") (param $n i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $next))
-    (global.set $next (i32.add (global.get $next) (local.get $n)))
-    (if (i32.gt_u (global.get $next) (i32.mul (memory.size) (i32.const 65536)))
-      (then (drop (memory.grow (i32.add (i32.div_u (local.get $n) (i32.const 65536)) (i32.const 1))))))
-    (local.get $p))
-  (func (export "flocker_free") (param i32 i32) (result i32) (i32.const 0))
-  (func (export "flocker_info") (result i64) (i64.const {info_packed}))
-  (func $body {body})
-  (func (export "flocker_decide") (param i32 i32) (result i64) (call $body) (i64.const {answer_packed}))
-  (func (export "flocker_snapshot_load") (param i32 i32) (result i64) (i64.const {handle_packed}))
-  (func (export "flocker_snapshot_apply") (param i32 i32 i32) (result i64) (i64.const {answer_packed}))
-  (func (export "flocker_snapshot_decide") (param i32 i32 i32) (result i64) (call $body) (i64.const {answer_packed}))
-  (func (export "flocker_snapshot_export") (param i32) (result i64) (i64.const {answer_packed}))
-  (func (export "flocker_snapshot_drop") (param i32) (result i64) (i64.const {answer_packed}))
-  (data (i32.const 3072) "{{\22handle\22:1}}")
-)"#,
-        info_esc = info.replace('"', "\\22"),
-        answer_esc = answer.replace('"', "\\22"),
-        info_packed = packed(1024, info),
-        answer_packed = packed(2048, answer),
-        handle_packed = packed(3072, r#"{"handle":1}"#),
-    );
-    wat::parse_str(&wat).unwrap_or_else(|e| panic!("WAT: {e}\n{wat}"))
+    let answer = Text {
+        at: 2048,
+        text: r#"{"error":{"kind":"invalid_request","message":"hostile"}}"#.into(),
+    };
+    let decide = format!("(call $body) (i64.const {})", answer.packed());
+    abi_module(
+        memory_pages,
+        abi,
+        &format!("(func $body {body})"),
+        &[answer],
+        &decide,
+    )
 }
 
 fn looping() -> Vec<u8> {
@@ -367,14 +345,17 @@ fn resident_state_follows_changes_and_survives_a_swap() {
         native.decide_json(req.as_bytes())
     );
 
-    // A change the module hears about through the feed only (the Arc stays
-    // the old cluster): a third, empty server that wins on load.
+    // A change the module hears about through the feed (with a feed the
+    // state is never rebuilt from a new cluster `Arc`; the new one is what
+    // the decision is checked against): a third, empty server that wins on
+    // load.
     let change =
         json!({"op": "upsert_server", "server": {"hostname": "n0", "address": "10.0.0.9"}});
     native.apply(&change).unwrap();
     tx.send(flocker_core::Change::from_value(&change, "").unwrap())
         .unwrap();
-    let out = host.decide_resident(&cluster, req.as_bytes()).unwrap();
+    let with_n0 = Arc::new(native.clone());
+    let out = host.decide_resident(&with_n0, req.as_bytes()).unwrap();
     assert_eq!(out, native.decide_json(req.as_bytes()));
     assert!(out.contains("\"hostname\":\"n0\""), "{out}");
 

@@ -95,7 +95,7 @@ use flocker_core::{Change, Cluster, Route, Server};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
-use super::{named_volumes, PolicyRecord, Saved, Store, StoreError};
+use super::{active_changed, named_volumes, PolicyRecord, Saved, Store, StoreError};
 
 mod config;
 #[allow(unused_imports)]

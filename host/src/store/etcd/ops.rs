@@ -345,22 +345,44 @@ impl Store for EtcdStore {
         Ok(self.shared.read().active_policy.clone())
     }
 
-    async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
+    async fn policy_activate(
+        &self,
+        digest: &str,
+        expected: Option<&str>,
+    ) -> Result<(), StoreError> {
         check_name("policy digest", digest)?;
+        let active = self.keys.active();
+        // The active key as the caller read it: its value, or no key at all.
+        let still = match expected {
+            Some(d) => Compare::value(active.clone(), CompareOp::Equal, d),
+            None => Compare::version(active.clone(), CompareOp::Equal, 0),
+        };
         let txn = Txn::new()
-            .when(vec![Compare::version(
-                self.keys.module(digest),
-                CompareOp::Greater,
-                0,
-            )])
-            .and_then(vec![TxnOp::put(self.keys.active(), digest, None)]);
+            .when(vec![
+                Compare::version(self.keys.module(digest), CompareOp::Greater, 0),
+                still,
+            ])
+            .and_then(vec![TxnOp::put(active.clone(), digest, None)]);
         let resp = self.txn("activate policy", txn).await?;
-        if !resp.succeeded() {
+        if resp.succeeded() {
+            self.settle(header_revision(&resp)).await;
+            return Ok(());
+        }
+        // Which compare failed, for the error: read after the fact, so
+        // only the message can be stale, never the outcome.
+        let stored = !self
+            .get("read module", self.keys.module(digest), None)
+            .await?
+            .is_empty();
+        if !stored {
             return Err(StoreError::NotFound(format!(
                 "no policy module with digest {digest} was pushed"
             )));
         }
-        self.settle(header_revision(&resp)).await;
-        Ok(())
+        let now = self.get("read active policy", active, None).await?;
+        let found = now
+            .first()
+            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+        Err(active_changed(expected, found.as_deref()))
     }
 }

@@ -41,7 +41,7 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, Wr
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use super::{named_volumes, PolicyRecord, Saved, Store, StoreError};
+use super::{active_changed, named_volumes, PolicyRecord, Saved, Store, StoreError};
 
 macro_rules! tried {
     ($inner:expr, $e:expr) => {
@@ -234,8 +234,14 @@ impl Store for FileStore {
         self.inner.policy_active_digest()
     }
 
-    async fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
+    async fn policy_activate(
+        &self,
+        digest: &str,
+        expected: Option<&str>,
+    ) -> Result<(), StoreError> {
         let digest = digest.to_string();
-        self.blocking(move |i| i.policy_activate(&digest)).await
+        let expected = expected.map(str::to_string);
+        self.blocking(move |i| i.policy_activate(&digest, expected.as_deref()))
+            .await
     }
 }

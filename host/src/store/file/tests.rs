@@ -89,15 +89,21 @@ async fn policy_history_and_rollback() {
         }
         assert_eq!(store.policy_active().await.unwrap().unwrap().0, "bb");
         assert_eq!(store.policy_history().await.unwrap().len(), 2);
-        store.policy_activate("aa").await.unwrap();
+        store.policy_activate("aa", Some("bb")).await.unwrap();
         assert_eq!(
             store.policy_active().await.unwrap(),
             Some(("aa".into(), b"one".to_vec()))
         );
         assert!(matches!(
-            store.policy_activate("cc").await,
+            store.policy_activate("cc", Some("aa")).await,
             Err(StoreError::NotFound(_))
         ));
+        // Conditioned on the active module: "bb" is no longer it.
+        assert!(matches!(
+            store.policy_activate("bb", Some("bb")).await,
+            Err(StoreError::Changed(_))
+        ));
+        assert_eq!(store.policy_active().await.unwrap().unwrap().0, "aa");
     }
 }
 

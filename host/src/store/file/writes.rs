@@ -215,16 +215,27 @@ impl Inner {
         Ok(digest.map(|d| d.value().to_string()))
     }
 
-    pub(super) fn policy_activate(&self, digest: &str) -> Result<(), StoreError> {
+    pub(super) fn policy_activate(
+        &self,
+        digest: &str,
+        expected: Option<&str>,
+    ) -> Result<(), StoreError> {
+        // The active digest is re-read inside the write transaction, which
+        // redb holds for one writer at a time: a push cannot land between
+        // this check and the write.
         let txn = self.begin_write()?;
         {
+            let mut meta = tried!(self, txn.open_table(META))?;
+            let active = tried!(self, meta.get(POLICY_ACTIVE))?.map(|d| d.value().to_string());
+            if active.as_deref() != expected {
+                return Err(active_changed(expected, active.as_deref()));
+            }
             let modules = tried!(self, txn.open_table(POLICY_MODULES))?;
             if tried!(self, modules.get(digest))?.is_none() {
                 return Err(StoreError::NotFound(format!(
                     "no policy module with digest {digest} was pushed"
                 )));
             }
-            let mut meta = tried!(self, txn.open_table(META))?;
             tried!(self, meta.insert(POLICY_ACTIVE, digest))?;
         }
         tried!(self, txn.commit())

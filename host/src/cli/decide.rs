@@ -46,9 +46,10 @@ pub fn run(args: DecideArgs) -> Outcome {
         ),
         EngineKind::Wasm => {
             let module = match &args.policy {
-                Some(p) => Some(std::fs::read(p).map_err(|e| {
-                    Failure::usage(format!("cannot read policy {}: {e}", p.display()))
-                })?),
+                Some(p) => Some(
+                    flocker_host::rollout::read_module(p)
+                        .map_err(|e| Failure::usage(format!("policy: {e}")))?,
+                ),
                 None => None,
             };
             let limits = Limits {

@@ -63,8 +63,7 @@ pub enum PolicyCommand {
 pub async fn run(c: PolicyCommand) -> Outcome {
     match c {
         PolicyCommand::Push { store, file } => {
-            let bytes = std::fs::read(&file)
-                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
+            let bytes = rollout::read_module(&file).map_err(|e| Failure::usage(e.to_string()))?;
             let runtime =
                 Runtime::new(Limits::default()).map_err(|e| Failure::failed(e.to_string()))?;
             // Validated before the store is opened: a refused module
@@ -87,8 +86,7 @@ pub async fn run(c: PolicyCommand) -> Outcome {
             Ok(EXIT_OK)
         }
         PolicyCommand::Check { file, cases } => {
-            let bytes = std::fs::read(&file)
-                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
+            let bytes = rollout::read_module(&file).map_err(|e| Failure::usage(e.to_string()))?;
             let runtime =
                 Runtime::new(Limits::default()).map_err(|e| Failure::failed(e.to_string()))?;
             let started = std::time::Instant::now();

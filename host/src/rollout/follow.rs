@@ -50,7 +50,14 @@ pub async fn follow<S: Store + 'static>(
                 .map(|m| (m.modified().ok(), m.len()));
             let changed = stamp.is_some() && stamp != file_stamp;
             file_stamp = stamp;
-            if let Some(bytes) = changed.then(|| std::fs::read(path).ok()).flatten() {
+            let read = changed.then(|| {
+                // Said once per change of the file, so a bad file is not
+                // a log line every poll.
+                super::read_module(path)
+                    .map_err(|e| eprintln!("flocker: --policy-file: {e}"))
+                    .ok()
+            });
+            if let Some(bytes) = read.flatten() {
                 let d = digest(&bytes);
                 if file_digest.as_deref() != Some(d.as_str()) && d != host.info().digest {
                     file_digest = Some(d);

@@ -20,7 +20,7 @@ pub struct ProxyArgs {
     pub transport: TransportArgs,
     /// Certificates for daemons dialed over TLS (https://, or tcp:// on
     /// 2376): DIR/ca.pem, cert.pem, key.pem as in DOCKER_CERT_PATH;
-    /// DIR/<hostname>/ for one server (then TLS on any port).
+    /// `DIR/<hostname>/` for one server (then TLS on any port).
     #[arg(long, value_name = "DIR", env = "FLOCKER_SERVER_CERTS")]
     pub server_certs: Option<PathBuf>,
     /// Where to serve the Docker API: tcp://HOST:PORT (port 0 picks a free

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use flocker_host::engine::{self, Decided};
 use flocker_host::policy::Limits;
+use flocker_host::rollout::ModuleFileError;
 
 use super::args::EngineKind;
 use super::exit::{Failure, Outcome};
@@ -46,10 +47,14 @@ pub fn run(args: DecideArgs) -> Outcome {
         ),
         EngineKind::Wasm => {
             let module = match &args.policy {
-                Some(p) => Some(
-                    flocker_host::rollout::read_module(p)
-                        .map_err(|e| Failure::usage(format!("policy: {e}")))?,
-                ),
+                Some(p) => Some(flocker_host::rollout::read_module(p).map_err(|e| {
+                    Failure::usage(match e {
+                        ModuleFileError::Io { path, source } => {
+                            format!("cannot read policy {}: {source}", path.display())
+                        }
+                        too_large => too_large.to_string(),
+                    })
+                })?),
                 None => None,
             };
             let limits = Limits {

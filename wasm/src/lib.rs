@@ -222,7 +222,7 @@ pub mod abi {
 /// `default-features = false` (the default feature defines the default
 /// module's exports here, which would clash with its own) and says, once:
 ///
-/// ```ignore
+/// ```
 /// flocker_policy::export_policy!(name = "flocker-pack", preference = flocker_core::Preference::Pack);
 /// ```
 ///

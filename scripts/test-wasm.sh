@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the raw-ABI policy module and the npm package, checks the module's
-# size and imports, type-checks its TypeScript typings, installs the packed
+# size and imports, builds, checks and pushes examples/custom-policy (a
+# user's module), type-checks its TypeScript typings, installs the packed
 # package in a fresh folder, and runs the Node and Python host tests.
 # Assumes scripts/setup.sh has run (wasm32 target, wasm-bindgen-cli, wasmtime+pytest).
 set -euo pipefail
@@ -16,6 +17,9 @@ if [ "$size" -gt $((400 * 1024)) ]; then
   echo "test-wasm: the module is over the 400 KB budget" >&2
   exit 1
 fi
+
+echo "== examples/custom-policy: a user's module, checked, pushed, packing"
+examples/custom-policy/test.sh
 
 echo "== build the npm package (bindings/js)"
 bindings/js/build.sh

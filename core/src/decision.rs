@@ -15,6 +15,7 @@ use crate::port::Port;
 use crate::publishing::HostPorts;
 use crate::request::{NetworkMode, Request};
 use crate::route::{Route, LIVE};
+use crate::routing::Preference;
 use crate::{links, pins, routing};
 
 /// The chosen server, as a proxy needs it to forward the request.
@@ -121,14 +122,54 @@ impl Cluster {
         request: &Value,
         down: &BTreeSet<String>,
     ) -> Result<Decision, DecisionError> {
+        self.decide_with(request, down, Preference::Spread)
+    }
+
+    /// [`Cluster::decide_with_down`], choosing among the servers that pass
+    /// every rule by `preference`; [`Preference::Spread`] is the SPEC's
+    /// choice and what [`Cluster::decide`] uses. Every other part of the
+    /// decision (the rules, their errors, the rewritten body, the route) is
+    /// the same whatever the preference.
+    ///
+    /// ```
+    /// use std::collections::BTreeSet;
+    /// use flocker_core::{Cluster, Preference};
+    /// use serde_json::json;
+    ///
+    /// let cluster = Cluster::from_snapshot(&json!({"inventory": [
+    ///     {"hostname": "node1", "address": "10.0.0.1", "containers": 1},
+    ///     {"hostname": "node2", "address": "10.0.0.2", "containers": 5, "max_containers": 6},
+    ///     {"hostname": "node3", "address": "10.0.0.3", "containers": 9, "full": true},
+    /// ]}))?;
+    /// let request = json!({"name": "web.1", "container": {"Image": "nginx"}});
+    /// let none = BTreeSet::new();
+    /// let packed = cluster.decide_with(&request, &none, Preference::Pack)?;
+    /// assert_eq!(packed.server.hostname, "node2");
+    /// let spread = cluster.decide_with(&request, &none, Preference::Spread)?;
+    /// assert_eq!(spread.server.hostname, "node1");
+    /// # Ok::<(), flocker_core::DecisionError>(())
+    /// ```
+    pub fn decide_with(
+        &self,
+        request: &Value,
+        down: &BTreeSet<String>,
+        preference: Preference,
+    ) -> Result<Decision, DecisionError> {
         let Prepared {
             req,
             restriction,
             targets,
             ports,
         } = self.prepare(request, down)?;
-        let (server, usage, explain) =
-            routing::choose(self, &req, &restriction, &ports, down, |_, _| {})?;
+        let (server, usage, explain) = routing::choose(
+            self,
+            &req,
+            &restriction,
+            &ports,
+            down,
+            preference,
+            |_, _| {},
+        )?;
         let host_ports = ports.assign(server, &usage.ports).map_err(|reason| {
             // `choose` only returns a server that passed the same check.
             DecisionError::NoEligibleServer {
@@ -241,15 +282,24 @@ impl Cluster {
             ..
         } = self.prepare(request, &none)?;
         let mut servers = Vec::with_capacity(self.server_count());
-        let chosen = routing::choose(self, &req, &restriction, &ports, &none, |s, outcome| {
-            servers.push(Ranked {
-                hostname: s.hostname.clone(),
-                verdict: match outcome {
-                    Ok((load, same_service)) => Verdict::Eligible { load, same_service },
-                    Err(reason) => Verdict::Removed(reason.to_string()),
-                },
-            })
-        });
+        let spread = Preference::Spread;
+        let chosen = routing::choose(
+            self,
+            &req,
+            &restriction,
+            &ports,
+            &none,
+            spread,
+            |s, outcome| {
+                servers.push(Ranked {
+                    hostname: s.hostname.clone(),
+                    verdict: match outcome {
+                        Ok((load, same_service)) => Verdict::Eligible { load, same_service },
+                        Err(reason) => Verdict::Removed(reason.to_string()),
+                    },
+                })
+            },
+        );
         let (chosen, summary) = match chosen {
             Ok((server, _, explain)) => (Some(server.hostname.clone()), explain.summary),
             Err(DecisionError::NoEligibleServer { explain }) => (None, explain.summary),
@@ -264,7 +314,15 @@ impl Cluster {
 
     /// [`Cluster::decide`] on bytes, rendered as SPEC output JSON.
     pub fn decide_json(&self, request: &[u8]) -> String {
-        crate::render(&crate::parse(request).and_then(|v| self.decide(&v)))
+        self.decide_json_with(request, Preference::Spread)
+    }
+
+    /// [`Cluster::decide_json`], choosing among the eligible servers by
+    /// `preference` (see [`Cluster::decide_with`]).
+    pub fn decide_json_with(&self, request: &[u8], preference: Preference) -> String {
+        crate::render(
+            &crate::parse(request).and_then(|v| self.decide_with(&v, &BTreeSet::new(), preference)),
+        )
     }
 }
 

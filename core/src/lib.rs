@@ -48,6 +48,7 @@ pub use explain::Explain;
 pub use naming::ContainerName;
 pub use port::Port;
 pub use route::{Route, LIVE, REMOVED};
+pub use routing::Preference;
 pub use server::{Server, DEFAULT_PORT_RANGE};
 
 use serde_json::Value;
@@ -65,7 +66,17 @@ pub fn decide(input: &Value) -> Result<Decision, DecisionError> {
 /// Decides SPEC input bytes and renders the SPEC output: a decision, or
 /// `{"error": {...}}`. Any bytes give one or the other, never a panic.
 pub fn decide_json(input: &[u8]) -> String {
-    render(&parse(input).and_then(|v| decide(&v)))
+    decide_json_with(input, Preference::Spread)
+}
+
+/// [`decide_json`], choosing among the eligible servers by `preference`
+/// instead of the SPEC's default ([`Preference::Spread`]).
+pub fn decide_json_with(input: &[u8], preference: Preference) -> String {
+    render(&parse(input).and_then(|v| {
+        let o = json_path::object(&v, "")?;
+        let cluster = Cluster::from_parts(o)?;
+        cluster.decide_with(&v, &std::collections::BTreeSet::new(), preference)
+    }))
 }
 
 /// Parses input bytes as JSON, naming what is wrong with them.

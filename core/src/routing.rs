@@ -66,11 +66,42 @@ fn is_full(server: &Server, usage: &Usage) -> bool {
 }
 
 /// The sort key of an eligible server: its load, then its live members of
-/// the request's service. The smallest key wins; hostname breaks ties.
+/// the request's service. Which key wins is the [`Preference`]'s choice;
+/// hostname breaks ties.
 pub(crate) type SortKey = (u64, u64);
 
-/// Picks the server: the fewest containers, then the fewest live members of
-/// the same service, then the smallest hostname.
+/// How routing chooses among the servers that pass every rule (SPEC 3).
+/// It changes only the order of the eligible servers: which servers are
+/// eligible, and everything else in a decision, is the same for each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Preference {
+    /// The SPEC's rule and the default: the fewest containers, then the
+    /// fewest live members of the request's service, then the smallest
+    /// hostname.
+    #[default]
+    Spread,
+    /// Fills servers before starting on the next: the most containers
+    /// (among servers that are not full), then the fewest live members of
+    /// the request's service, then the smallest hostname. Without
+    /// `max_containers` or `full` every container lands on one server.
+    Pack,
+}
+
+impl Preference {
+    /// Whether a server with `key` is preferred to the best so far, `best`.
+    /// Equal keys are not preferred, so the smallest hostname stays.
+    fn better(self, key: SortKey, best: SortKey) -> bool {
+        match self {
+            Preference::Spread => key < best,
+            Preference::Pack => {
+                (std::cmp::Reverse(key.0), key.1) < (std::cmp::Reverse(best.0), best.1)
+            }
+        }
+    }
+}
+
+/// Picks the server by `preference` (by default the fewest containers, then
+/// the fewest live members of the same service, then the smallest hostname).
 /// `down` names servers to treat as down beside those whose record says so.
 /// `seen` is told each server's outcome in hostname order (its sort key, or
 /// why it was removed); deciding passes a no-op, which compiles away.
@@ -80,6 +111,7 @@ pub(crate) fn choose<'c>(
     restriction: &Restriction,
     ports: &HostPorts,
     down: &BTreeSet<String>,
+    preference: Preference,
     mut seen: impl FnMut(&'c Server, Result<SortKey, &str>),
 ) -> Result<(&'c Server, &'c Usage, Explain), DecisionError> {
     let service = req.name.as_ref().map(|n| n.service.as_str());
@@ -97,9 +129,12 @@ pub(crate) fn choose<'c>(
         let same_service = spread.count(&server.hostname);
         let key = (load(server, usage), same_service);
         seen(server, Ok(key));
-        // Servers come in hostname order, so a strict `<` keeps the smallest
-        // hostname among equal keys.
-        if best.as_ref().is_none_or(|(k, _, _)| key < *k) {
+        // Servers come in hostname order, so a strict preference keeps the
+        // smallest hostname among equal keys.
+        if best
+            .as_ref()
+            .is_none_or(|(k, _, _)| preference.better(key, *k))
+        {
             best = Some((key, server, usage));
         }
     }
@@ -154,5 +189,47 @@ impl<'c> Spread<'c> {
             }
         }
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+
+    use super::Preference;
+    use crate::Cluster;
+
+    fn chosen(cluster: &Cluster, request: &serde_json::Value, p: Preference) -> String {
+        match cluster.decide_with(request, &BTreeSet::new(), p) {
+            Ok(d) => d.server.hostname,
+            Err(e) => format!("error: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn pack_takes_the_most_loaded_eligible_server_and_keeps_the_rules() {
+        let cluster = Cluster::from_snapshot(&json!({"inventory": [
+            {"hostname": "a", "address": "10.0.0.1", "containers": 2},
+            {"hostname": "b", "address": "10.0.0.2", "containers": 4},
+            {"hostname": "c", "address": "10.0.0.3", "containers": 4},
+            {"hostname": "d", "address": "10.0.0.4", "containers": 7, "tags": ["hdd"]},
+            {"hostname": "e", "address": "10.0.0.5", "containers": 9, "max_containers": 9},
+            {"hostname": "f", "address": "10.0.0.6", "containers": 8, "reserved": true},
+        ]}))
+        .expect("snapshot");
+        let plain = json!({"name": "w.1", "container": {"Image": "w"}});
+        let no_hdd =
+            json!({"name": "w.1", "container": {"Image": "w", "Env": ["VIKING_TAGS=!hdd"]}});
+        // e is full and f reserved under either preference.
+        assert_eq!(chosen(&cluster, &plain, Preference::Pack), "d");
+        // Without d, b and c tie on load: the smaller hostname.
+        assert_eq!(chosen(&cluster, &no_hdd, Preference::Pack), "b");
+        assert_eq!(chosen(&cluster, &plain, Preference::Spread), "a");
+        // The default is the SPEC's choice, and decide's.
+        assert_eq!(Preference::default(), Preference::Spread);
+        let d = cluster.decide(&plain).expect("decides");
+        assert_eq!(d.server.hostname, "a");
     }
 }

@@ -21,7 +21,9 @@
 //! The host frees the block with `flocker_free(ptr, len)`.
 //!
 //! Everything that is not raw-pointer plumbing lives in [`abi`], safe code
-//! that is unit-tested natively; the `extern "C"` shims exist only on wasm32.
+//! that is unit-tested natively; the `extern "C"` shims exist only on wasm32,
+//! written by [`export_policy`], which a crate building its own policy module
+//! (`examples/custom-policy/`) uses too.
 
 /// The ABI version `flocker_abi_version` returns. A host refuses a module
 /// whose version it does not know; the number changes whenever an export's
@@ -31,21 +33,27 @@ pub const ABI_VERSION: i32 = 1;
 /// The module's name in its policy info.
 pub const POLICY_NAME: &str = "flocker-policy";
 
+// For [`export_policy`]'s expansion in a module crate, which need not name
+// flocker-core itself.
+#[doc(hidden)]
+pub use flocker_core;
+
 pub mod abi {
     //! The ABI's behaviour on byte slices and integers, without pointers.
 
     use std::collections::BTreeMap;
 
-    use flocker_core::{ffi, Cluster, DecisionError};
+    use flocker_core::{ffi, Cluster, DecisionError, Preference};
     use serde_json::json;
 
-    /// The policy info JSON `flocker_info` returns.
+    /// The policy info JSON the default module's `flocker_info` returns.
     pub fn info() -> String {
-        ffi::policy_info(
-            crate::POLICY_NAME,
-            env!("CARGO_PKG_VERSION"),
-            Some(crate::ABI_VERSION),
-        )
+        info_of(crate::POLICY_NAME, env!("CARGO_PKG_VERSION"))
+    }
+
+    /// The policy info JSON of a module named `name` at `version`.
+    pub fn info_of(name: &str, version: &str) -> String {
+        ffi::policy_info(name, version, Some(crate::ABI_VERSION))
     }
 
     /// `{"error": {"kind": "invalid_request", "message": ...}}`.
@@ -73,13 +81,21 @@ pub mod abi {
     pub struct Snapshots {
         states: BTreeMap<u32, Cluster>,
         last: u32,
+        preference: Preference,
     }
 
     impl Snapshots {
+        /// No states, deciding by the SPEC's preference.
         pub const fn new() -> Snapshots {
+            Snapshots::with(Preference::Spread)
+        }
+
+        /// No states, choosing among eligible servers by `preference`.
+        pub const fn with(preference: Preference) -> Snapshots {
             Snapshots {
                 states: BTreeMap::new(),
                 last: 0,
+                preference,
             }
         }
 
@@ -120,7 +136,7 @@ pub mod abi {
         /// Decides `{name, container, image}` against the state.
         pub fn decide(&self, handle: u32, input: &[u8]) -> String {
             match self.states.get(&handle) {
-                Some(cluster) => cluster.decide_json(input),
+                Some(cluster) => cluster.decide_json_with(input, self.preference),
                 None => unknown_handle(handle),
             }
         }
@@ -196,168 +212,203 @@ pub mod abi {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-#[expect(
-    unsafe_code,
-    reason = "the ABI hands the host raw (ptr, len) blocks; see the soundness argument below"
-)]
-mod exports {
-    //! The `extern "C"` shims: pointer checks and block bookkeeping.
-    //!
-    //! Soundness argument for the `unsafe` below. The module is
-    //! single-threaded and imports nothing, so no callback can re-enter it
-    //! while an export runs; the host writes linear memory only between
-    //! calls. Every block the module hands out (by `flocker_alloc` or as a
-    //! result) is a leaked `Box<[u8]>` recorded in `BLOCKS` with its length.
-    //! An input `(ptr, len)` is turned into a slice only after checking that
-    //! it lies inside one recorded block, so the slice covers initialized
-    //! (zeroed, then host-written) bytes that no Rust reference aliases, and
-    //! it does not outlive the call. `flocker_free` rebuilds a `Box` only for
-    //! an exact recorded `(ptr, len)` and removes the record first, so a
-    //! double or bogus free is a no-op instead of heap corruption.
+/// Defines a policy module's exports (`flocker_alloc`, `flocker_decide`,
+/// ... as listed above) in the crate that invokes it, on wasm32 only, for
+/// the engine choosing among eligible servers by `preference` (a
+/// [`flocker_core::Preference`]); `name` is the module's name in its policy
+/// info, and its version is the invoking crate's `CARGO_PKG_VERSION`.
+///
+/// A module crate is a `cdylib` that depends on this crate with
+/// `default-features = false` (the default feature defines the default
+/// module's exports here, which would clash with its own) and says, once:
+///
+/// ```
+/// flocker_policy::export_policy!(name = "flocker-pack", preference = flocker_core::Preference::Pack);
+/// ```
+///
+/// `examples/custom-policy/` is such a crate.
+#[macro_export]
+macro_rules! export_policy {
+    (name = $name:expr, preference = $preference:expr $(,)?) => {
+        #[cfg(target_arch = "wasm32")]
+        #[expect(
+            unsafe_code,
+            reason = "the ABI hands the host raw (ptr, len) blocks; see the soundness argument below"
+        )]
+        mod flocker_policy_exports {
+            //! The `extern "C"` shims: pointer checks and block bookkeeping.
+            //!
+            //! Soundness argument for the `unsafe` below. The module is
+            //! single-threaded and imports nothing, so no callback can re-enter it
+            //! while an export runs; the host writes linear memory only between
+            //! calls. Every block the module hands out (by `flocker_alloc` or as a
+            //! result) is a leaked `Box<[u8]>` recorded in `BLOCKS` with its length.
+            //! An input `(ptr, len)` is turned into a slice only after checking that
+            //! it lies inside one recorded block, so the slice covers initialized
+            //! (zeroed, then host-written) bytes that no Rust reference aliases, and
+            //! it does not outlive the call. `flocker_free` rebuilds a `Box` only for
+            //! an exact recorded `(ptr, len)` and removes the record first, so a
+            //! double or bogus free is a no-op instead of heap corruption.
 
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
+            use std::cell::RefCell;
+            use std::collections::BTreeMap;
 
-    use crate::abi::{self, Snapshots};
+            // `name` and `preference` are written at the invocation, outside
+            // this module: they resolve here as they do there.
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::abi::{self, Snapshots};
 
-    thread_local! {
-        /// Live blocks: start address -> length.
-        static BLOCKS: RefCell<BTreeMap<usize, usize>> = const { RefCell::new(BTreeMap::new()) };
-        static SNAPSHOTS: RefCell<Snapshots> = const { RefCell::new(Snapshots::new()) };
-    }
-
-    /// Leaks `bytes` as a recorded block and returns its address.
-    fn leak(bytes: Box<[u8]>) -> usize {
-        let len = bytes.len();
-        let ptr = Box::into_raw(bytes) as *mut u8 as usize;
-        BLOCKS.with(|b| b.borrow_mut().insert(ptr, len));
-        ptr
-    }
-
-    /// Packs a result string into a recorded block: `ptr << 32 | len`.
-    fn result(json: String) -> i64 {
-        let bytes = json.into_bytes().into_boxed_slice();
-        let len = bytes.len() as u64;
-        let ptr = leak(bytes) as u64;
-        ((ptr << 32) | len) as i64
-    }
-
-    /// Runs `f` on the input region `(ptr, len)`, or returns the error JSON
-    /// saying why the region is not readable.
-    fn with_input(ptr: i32, len: i32, f: impl FnOnce(&[u8]) -> String) -> String {
-        let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-        if len == 0 {
-            return f(&[]);
-        }
-        let memory = core::arch::wasm32::memory_size(0) * 65536;
-        let end = match ptr.checked_add(len) {
-            Some(end) if end <= memory => end,
-            _ => {
-                return abi::invalid(
-                    "",
-                    format!("input region {ptr}+{len} lies beyond memory ({memory} bytes)"),
-                )
+            ::std::thread_local! {
+                /// Live blocks: start address -> length.
+                static BLOCKS: RefCell<BTreeMap<usize, usize>> = const { RefCell::new(BTreeMap::new()) };
+                static SNAPSHOTS: RefCell<Snapshots> = const { RefCell::new(Snapshots::with($preference)) };
             }
-        };
-        let inside = BLOCKS.with(|b| {
-            b.borrow()
-                .range(..=ptr)
-                .next_back()
-                .is_some_and(|(start, n)| start + n >= end)
-        });
-        if !inside {
-            return abi::invalid(
-                "",
-                format!("input region {ptr}+{len} is not inside a block from flocker_alloc"),
-            );
-        }
-        // SAFETY: the region lies inside a live block (see the module docs):
-        // initialized, unaliased during this call, and not freed before `f`
-        // returns because nothing can call `flocker_free` meanwhile.
-        let bytes = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
-        f(bytes)
-    }
 
-    #[no_mangle]
-    pub extern "C" fn flocker_abi_version() -> i32 {
-        crate::ABI_VERSION
-    }
-
-    #[no_mangle]
-    pub extern "C" fn flocker_alloc(len: i32) -> i32 {
-        let len = len as u32 as usize;
-        if len == 0 {
-            return 0;
-        }
-        let mut v: Vec<u8> = Vec::new();
-        if v.try_reserve_exact(len).is_err() {
-            return 0;
-        }
-        v.resize(len, 0);
-        leak(v.into_boxed_slice()) as i32
-    }
-
-    #[no_mangle]
-    pub extern "C" fn flocker_free(ptr: i32, len: i32) -> i32 {
-        let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-        let known = BLOCKS.with(|b| {
-            let mut b = b.borrow_mut();
-            if b.get(&ptr) == Some(&len) {
-                b.remove(&ptr);
-                true
-            } else {
-                false
+            /// Leaks `bytes` as a recorded block and returns its address.
+            fn leak(bytes: Box<[u8]>) -> usize {
+                let len = bytes.len();
+                let ptr = Box::into_raw(bytes) as *mut u8 as usize;
+                BLOCKS.with(|b| b.borrow_mut().insert(ptr, len));
+                ptr
             }
-        });
-        if !known {
-            return 1;
+
+            /// Packs a result string into a recorded block: `ptr << 32 | len`.
+            fn result(json: String) -> i64 {
+                let bytes = json.into_bytes().into_boxed_slice();
+                let len = bytes.len() as u64;
+                let ptr = leak(bytes) as u64;
+                ((ptr << 32) | len) as i64
+            }
+
+            /// Runs `f` on the input region `(ptr, len)`, or returns the error JSON
+            /// saying why the region is not readable.
+            fn with_input(ptr: i32, len: i32, f: impl FnOnce(&[u8]) -> String) -> String {
+                let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+                if len == 0 {
+                    return f(&[]);
+                }
+                let memory = core::arch::wasm32::memory_size(0) * 65536;
+                let end = match ptr.checked_add(len) {
+                    Some(end) if end <= memory => end,
+                    _ => {
+                        return abi::invalid(
+                            "",
+                            format!("input region {ptr}+{len} lies beyond memory ({memory} bytes)"),
+                        )
+                    }
+                };
+                let inside = BLOCKS.with(|b| {
+                    b.borrow()
+                        .range(..=ptr)
+                        .next_back()
+                        .is_some_and(|(start, n)| start + n >= end)
+                });
+                if !inside {
+                    return abi::invalid(
+                        "",
+                        format!("input region {ptr}+{len} is not inside a block from flocker_alloc"),
+                    );
+                }
+                // SAFETY: the region lies inside a live block (see the module docs):
+                // initialized, unaliased during this call, and not freed before `f`
+                // returns because nothing can call `flocker_free` meanwhile.
+                let bytes = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
+                f(bytes)
+            }
+
+            #[no_mangle]
+            pub extern "C" fn flocker_abi_version() -> i32 {
+                $crate::ABI_VERSION
+            }
+
+            #[no_mangle]
+            pub extern "C" fn flocker_alloc(len: i32) -> i32 {
+                let len = len as u32 as usize;
+                if len == 0 {
+                    return 0;
+                }
+                let mut v: Vec<u8> = Vec::new();
+                if v.try_reserve_exact(len).is_err() {
+                    return 0;
+                }
+                v.resize(len, 0);
+                leak(v.into_boxed_slice()) as i32
+            }
+
+            #[no_mangle]
+            pub extern "C" fn flocker_free(ptr: i32, len: i32) -> i32 {
+                let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+                let known = BLOCKS.with(|b| {
+                    let mut b = b.borrow_mut();
+                    if b.get(&ptr) == Some(&len) {
+                        b.remove(&ptr);
+                        true
+                    } else {
+                        false
+                    }
+                });
+                if !known {
+                    return 1;
+                }
+                // SAFETY: `(ptr, len)` was recorded by `leak` from a `Box<[u8]>` of
+                // exactly this length and the record was just removed, so this is
+                // the one and only reconstruction of that box.
+                drop(unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(ptr as *mut u8, len)) });
+                0
+            }
+
+            #[no_mangle]
+            pub extern "C" fn flocker_info() -> i64 {
+                result(abi::info_of($name, ::core::env!("CARGO_PKG_VERSION")))
+            }
+
+            #[no_mangle]
+            pub extern "C" fn flocker_decide(ptr: i32, len: i32) -> i64 {
+                result(with_input(ptr, len, |input| {
+                    $crate::flocker_core::decide_json_with(input, $preference)
+                }))
+            }
+
+            #[no_mangle]
+            pub extern "C" fn flocker_snapshot_load(ptr: i32, len: i32) -> i64 {
+                result(with_input(ptr, len, |input| {
+                    SNAPSHOTS.with(|s| s.borrow_mut().load(input))
+                }))
+            }
+
+            #[no_mangle]
+            pub extern "C" fn flocker_snapshot_apply(handle: i32, ptr: i32, len: i32) -> i64 {
+                result(with_input(ptr, len, |input| {
+                    SNAPSHOTS.with(|s| s.borrow_mut().apply(handle as u32, input))
+                }))
+            }
+
+            #[no_mangle]
+            pub extern "C" fn flocker_snapshot_decide(handle: i32, ptr: i32, len: i32) -> i64 {
+                result(with_input(ptr, len, |input| {
+                    SNAPSHOTS.with(|s| s.borrow().decide(handle as u32, input))
+                }))
+            }
+
+            #[no_mangle]
+            pub extern "C" fn flocker_snapshot_export(handle: i32) -> i64 {
+                result(SNAPSHOTS.with(|s| s.borrow().export(handle as u32)))
+            }
+
+            #[no_mangle]
+            pub extern "C" fn flocker_snapshot_drop(handle: i32) -> i64 {
+                result(SNAPSHOTS.with(|s| s.borrow_mut().drop_handle(handle as u32)))
+            }
         }
-        // SAFETY: `(ptr, len)` was recorded by `leak` from a `Box<[u8]>` of
-        // exactly this length and the record was just removed, so this is
-        // the one and only reconstruction of that box.
-        drop(unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(ptr as *mut u8, len)) });
-        0
-    }
-
-    #[no_mangle]
-    pub extern "C" fn flocker_info() -> i64 {
-        result(abi::info())
-    }
-
-    #[no_mangle]
-    pub extern "C" fn flocker_decide(ptr: i32, len: i32) -> i64 {
-        result(with_input(ptr, len, flocker_core::decide_json))
-    }
-
-    #[no_mangle]
-    pub extern "C" fn flocker_snapshot_load(ptr: i32, len: i32) -> i64 {
-        result(with_input(ptr, len, |input| {
-            SNAPSHOTS.with(|s| s.borrow_mut().load(input))
-        }))
-    }
-
-    #[no_mangle]
-    pub extern "C" fn flocker_snapshot_apply(handle: i32, ptr: i32, len: i32) -> i64 {
-        result(with_input(ptr, len, |input| {
-            SNAPSHOTS.with(|s| s.borrow_mut().apply(handle as u32, input))
-        }))
-    }
-
-    #[no_mangle]
-    pub extern "C" fn flocker_snapshot_decide(handle: i32, ptr: i32, len: i32) -> i64 {
-        result(with_input(ptr, len, |input| {
-            SNAPSHOTS.with(|s| s.borrow().decide(handle as u32, input))
-        }))
-    }
-
-    #[no_mangle]
-    pub extern "C" fn flocker_snapshot_export(handle: i32) -> i64 {
-        result(SNAPSHOTS.with(|s| s.borrow().export(handle as u32)))
-    }
-
-    #[no_mangle]
-    pub extern "C" fn flocker_snapshot_drop(handle: i32) -> i64 {
-        result(SNAPSHOTS.with(|s| s.borrow_mut().drop_handle(handle as u32)))
-    }
+    };
 }
+
+// The default module: the SPEC's preference, under this crate's name and
+// version. A crate that builds its own module turns this off (see
+// [`export_policy`]).
+#[cfg(feature = "default-module")]
+export_policy!(
+    name = POLICY_NAME,
+    preference = flocker_core::Preference::Spread
+);

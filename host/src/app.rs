@@ -39,8 +39,6 @@ pub enum AppError {
 /// A store, an engine and a placer; see the module doc.
 pub struct App {
     pub store: Arc<AnyStore>,
-    /// The `--store` URL as given, for health answers.
-    pub store_url: String,
     pub engine: Arc<dyn Engine>,
     /// The hot-swappable module behind a wasm engine.
     pub policy: Option<Arc<PolicyHost>>,
@@ -56,7 +54,6 @@ impl App {
     /// before the placer takes it.
     pub async fn open(
         store: AnyStore,
-        store_url: String,
         choice: EngineChoice,
         retries: u32,
         wrap: impl FnOnce(Arc<dyn Engine>, Option<Arc<PolicyHost>>) -> Arc<dyn Engine>,
@@ -68,7 +65,6 @@ impl App {
         let app = App {
             placer,
             store,
-            store_url,
             engine,
             policy: opened.policy,
             metrics: Arc::new(Metrics::new(known_kinds())),

@@ -55,7 +55,6 @@ pub async fn run(args: ProxyArgs) -> Outcome {
         .map_err(|e| Failure::usage(e.to_string()))?;
     let store = open_or_create_store(&args.store).await?;
     let config = ProxyConfig {
-        store_url: args.store.store.clone(),
         engine: args.engine.into(),
         retries: args.retries,
         listen,

@@ -40,7 +40,6 @@ pub async fn run(args: ServeArgs) -> Outcome {
     let store = open_or_create_store(&args.store).await?;
     let config = ServeConfig {
         listen: args.listen,
-        store_url: args.store.store,
         engine: args.engine.into(),
         retries: args.retries,
         follow: Follow {

@@ -52,7 +52,6 @@ impl Listen {
 /// The proxy's settings (the CLI's flags, without clap).
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    pub store_url: String,
     pub engine: EngineChoice,
     pub retries: u32,
     pub listen: Vec<Listen>,
@@ -92,7 +91,6 @@ pub async fn build(store: AnyStore, config: ProxyConfig) -> Result<Arc<Proxy>, S
     let d = down.clone();
     let app = App::open(
         store,
-        config.store_url.clone(),
         config.engine,
         config.retries,
         move |engine, policy| Arc::new(DownAware::new(engine, policy, d)),

@@ -84,7 +84,7 @@ pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
             StatusCode::OK,
             json!({
                 "status": "ok",
-                "store": store_kind(&app.store_url),
+                "store": app.store.kind(),
                 "engine": app.engine.describe(),
                 "servers": c.servers().count(),
                 "routes": c.routes().filter(|r| r.is_live()).count(),
@@ -97,18 +97,9 @@ pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
             eprintln!("flocker serve: /healthz: {e}");
             json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                json!({"status": "unavailable", "store": store_kind(&app.store_url)}).to_string(),
+                json!({"status": "unavailable", "store": app.store.kind()}).to_string(),
             )
         }
-    }
-}
-
-/// `etcd` or `file`: what `/healthz` says of the store, never its URL.
-fn store_kind(url: &str) -> &'static str {
-    if url.starts_with("etcd") {
-        "etcd"
-    } else {
-        "file"
     }
 }
 

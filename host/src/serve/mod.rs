@@ -60,8 +60,6 @@ pub use router::router;
 pub struct ServeConfig {
     /// `HOST:PORT` to listen on; port 0 picks a free one.
     pub listen: String,
-    /// The `--store` URL as given, for health answers.
-    pub store_url: String,
     pub engine: EngineChoice,
     /// Re-decisions allowed after a save loses to another writer.
     pub retries: u32,
@@ -92,14 +90,7 @@ pub async fn run(store: AnyStore, config: ServeConfig) -> Result<(), ServeError>
     }
     let listener = Listener::tcp(&config.listen).await?;
     let server = Server::new(listener, &config.transport)?;
-    let app = App::open(
-        store,
-        config.store_url.clone(),
-        config.engine,
-        config.retries,
-        |engine, _| engine,
-    )
-    .await?;
+    let app = App::open(store, config.engine, config.retries, |engine, _| engine).await?;
     let app = Arc::new(app);
     app.spawn_policy_follower(config.follow.clone());
     let scheme = if server.tls() { "https" } else { "http" };

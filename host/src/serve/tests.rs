@@ -26,7 +26,6 @@ async fn app(dir: &tempfile::TempDir) -> Arc<App> {
         .unwrap();
     let app = App::open(
         AnyStore::File(store),
-        "file:scratch".into(),
         EngineChoice::Native,
         8,
         |engine, _| engine,

@@ -17,6 +17,15 @@ pub enum AnyStore {
 }
 
 impl AnyStore {
+    /// `file` or `etcd`: what health answers say of the store, never its
+    /// URL (a path, endpoints, a user name).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyStore::File(_) => "file",
+            AnyStore::Etcd(_) => "etcd",
+        }
+    }
+
     /// [`AnyStore::open`], except that an embedded store file that does
     /// not exist yet is an error rather than created: for commands that
     /// only read or change what is there.

@@ -71,7 +71,6 @@ async fn fixture(tag: &str) -> Fixture {
     let proxy = listen::build(
         store,
         ProxyConfig {
-            store_url,
             engine: EngineChoice::Native,
             retries: 8,
             listen: vec![],

@@ -32,12 +32,7 @@ SERVERS=$D/servers
 STORE=file:$D/f.redb
 pids=()
 cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
+  stop_pids
   "$repo/scripts/podman-servers.sh" stop "$SERVERS" || true
   if [ -n "${E2E_KEEP:-}" ]; then echo "# kept $D" >&2; else rm -rf "$D"; fi
 }
@@ -45,7 +40,6 @@ trap cleanup EXIT
 
 # shellcheck source=tests/proxy/lib.sh
 . "$repo/tests/proxy/lib.sh"
-hasi() { grep -qi -- "$2" <<<"$1"; }
 
 # The docker CLI with a timeout, so nothing hangs CI. dk goes through the
 # proxy ($DOCKER_HOST), on I talks to server sI directly.

@@ -16,8 +16,20 @@ check() {
 }
 # `[ A = B ]` as one command for check.
 same() { [ "$1" = "$2" ]; }
-# has TEXT PATTERN: TEXT holds PATTERN (grep).
+# has TEXT PATTERN: TEXT holds PATTERN (grep); hasi ignores case.
 has() { grep -q -- "$2" <<<"$1"; }
+hasi() { grep -qi -- "$2" <<<"$1"; }
+
+# stop_pids: SIGTERM every process in the array `pids`, give each 5 s to
+# stop gracefully, then SIGKILL what is left.
+stop_pids() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+}
 
 # listening_url OUT PID TRIES PAUSE: prints the URL of the first
 # `listening on tcp://...` line the process PID wrote to OUT, polling TRIES

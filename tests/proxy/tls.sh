@@ -37,12 +37,7 @@ SERVERS=$D/servers
 export PODMAN_API_BASE=27770 PODMAN_RANGE_BASE=27000
 pids=()
 cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
+  stop_pids
   "$repo/scripts/podman-servers.sh" stop "$SERVERS" || true
   if [ -n "${TLS_KEEP:-}" ]; then echo "# kept $D" >&2; else rm -rf "$D"; fi
 }
@@ -50,7 +45,6 @@ trap cleanup EXIT
 
 # shellcheck source=tests/proxy/lib.sh
 . "$repo/tests/proxy/lib.sh"
-hasi() { grep -qi -- "$2" <<<"$1"; }
 
 C=$D/certs
 "$repo/tests/tls/make-certs.sh" "$C"

@@ -74,8 +74,6 @@ pub enum StartError {
     Listen(#[from] ListenError),
     #[error(transparent)]
     App(#[from] crate::app::AppError),
-    #[error("serving: {0}")]
-    Serve(std::io::Error),
 }
 
 /// The proxy's routes: every path goes to the one handler.

@@ -79,8 +79,6 @@ pub enum ServeError {
     Listen(#[from] ListenError),
     #[error(transparent)]
     App(#[from] AppError),
-    #[error("serve: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 /// Serves until SIGTERM or Ctrl-C; prints `listening on http(s)://ADDR` first.

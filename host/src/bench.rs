@@ -4,7 +4,10 @@
 //! places `--count` containers named `bench-<run>.<i>`, each publishing one
 //! port, from `--concurrency` tasks. Against the embedded store the default
 //! is a scratch file in a temporary directory, removed afterwards; with
-//! `--store` it writes into that store (use a scratch one). Prints one JSON
+//! `--store` it writes into that store, refusing one that holds servers
+//! other than `bench-*` or any routes (real containers could then land on
+//! fake servers) unless `force` is set, and removes the servers and routes
+//! it wrote when it is done. Prints one JSON
 //! line: store, count, seconds, places per second, retries, the rate of
 //! deciding alone on the same state (no save), and on the embedded store
 //! the rate of bare redb write transactions of about the same size in a
@@ -38,6 +41,8 @@ pub struct BenchConfig {
     pub concurrency: u32,
     /// Skip measuring the decide-only rate.
     pub place_only: bool,
+    /// Write into a `store` that holds real servers or routes.
+    pub force: bool,
 }
 
 /// Why a bench run stopped.
@@ -61,6 +66,9 @@ pub enum BenchError {
     },
     #[error("a bench task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// `--store` holds a real cluster; bench would seed fake servers into it.
+    #[error("bench refuses to write into a store that holds {0}; use a scratch store (no --store), or --force")]
+    RealStore(String),
 }
 
 /// Runs the bench; the report is the JSON line `flocker bench` prints.
@@ -73,7 +81,13 @@ pub async fn run(config: &BenchConfig) -> Result<Value, BenchError> {
             (StoreUrl::File(dir.join("bench.redb")), Some(dir))
         }
     };
-    let result = bench(&url, config).await;
+    let result = match &config.store {
+        Some(_) => seeded(&url, config).await,
+        None => match AnyStore::open(&url).await {
+            Ok(store) => bench(&url, Arc::new(store), config).await,
+            Err(e) => Err(e.into()),
+        },
+    };
     if let Some(dir) = scratch_dir {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -90,8 +104,79 @@ fn scratch(
     }
 }
 
-async fn bench(url: &StoreUrl, args: &BenchConfig) -> Result<Value, BenchError> {
+/// A bench into a caller's store: refused when it holds a real cluster
+/// (unless forced); what it wrote is removed afterwards, even after a failure.
+async fn seeded(url: &StoreUrl, args: &BenchConfig) -> Result<Value, BenchError> {
     let store = Arc::new(AnyStore::open(url).await?);
+    let before = store.cluster().await?;
+    if !args.force {
+        let real: Vec<&str> = before
+            .servers()
+            .map(|s| s.hostname.as_str())
+            .filter(|h| !h.starts_with("bench-"))
+            .collect();
+        let routes = before.routes().count();
+        if !real.is_empty() {
+            return Err(BenchError::RealStore(format!(
+                "{} servers not named bench-* ({}{})",
+                real.len(),
+                real.iter().take(3).copied().collect::<Vec<_>>().join(", "),
+                if real.len() > 3 { ", ..." } else { "" }
+            )));
+        }
+        if routes > 0 {
+            return Err(BenchError::RealStore(format!("{routes} routes")));
+        }
+    }
+    let had: std::collections::HashSet<String> =
+        before.servers().map(|s| s.hostname.clone()).collect();
+    drop(before);
+    let result = bench(url, store.clone(), args).await;
+    let cleaned = clean_up(&store, &had).await;
+    let report = result?;
+    cleaned?;
+    Ok(report)
+}
+
+/// Removes this run's routes (then prunes them) and the seeded servers the
+/// store did not hold before.
+async fn clean_up(
+    store: &AnyStore,
+    had: &std::collections::HashSet<String>,
+) -> Result<(), BenchError> {
+    let prefix = format!("bench-{}.", std::process::id());
+    let cluster = store.cluster().await?;
+    let ours: Vec<String> = cluster
+        .routes()
+        .filter(|r| r.name.starts_with(&prefix) && r.is_live())
+        .map(|r| r.name.clone())
+        .collect();
+    let seeded: Vec<String> = cluster
+        .servers()
+        .map(|s| s.hostname.clone())
+        .filter(|h| h.starts_with("bench-n") && !had.contains(h))
+        .collect();
+    drop(cluster);
+    for name in ours {
+        store.remove_route(&name).await?;
+    }
+    store
+        .prune_routes(&crate::store::Prune {
+            older_than: None,
+            name_prefix: prefix,
+        })
+        .await?;
+    for h in seeded {
+        store.remove_server(&h).await?;
+    }
+    Ok(())
+}
+
+async fn bench(
+    url: &StoreUrl,
+    store: Arc<AnyStore>,
+    args: &BenchConfig,
+) -> Result<Value, BenchError> {
     let servers: Vec<Server> = (0..args.servers.max(1))
         .map(|i| {
             Server::from_value(

@@ -23,6 +23,10 @@ pub struct BenchArgs {
     /// Skip measuring the decide-only rate.
     #[arg(long)]
     pub place_only: bool,
+    /// Write into a `--store` that holds servers other than `bench-*`, or
+    /// routes; without it bench refuses such a store.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(args: BenchArgs) -> Outcome {
@@ -32,6 +36,7 @@ pub async fn run(args: BenchArgs) -> Outcome {
         servers: args.servers,
         concurrency: args.concurrency,
         place_only: args.place_only,
+        force: args.force,
     };
     let report = bench::run(&config).await?;
     println!("{report}");

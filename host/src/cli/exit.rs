@@ -86,6 +86,7 @@ impl From<BenchError> for Failure {
         match e {
             BenchError::Store(s) => s.into(),
             BenchError::Place(p) => p.into(),
+            r @ BenchError::RealStore(_) => Failure::usage(r.to_string()),
             other => Failure::failed(other.to_string()),
         }
     }

@@ -30,6 +30,7 @@ mod serve;
 mod store;
 mod table;
 mod transport;
+mod volumes;
 
 use clap::{Parser, Subcommand};
 
@@ -64,6 +65,9 @@ pub enum Command {
     /// The routes earlier decisions saved.
     #[command(subcommand)]
     Routes(routes::RoutesCommand),
+    /// Volume claims: which server holds each named volume's data.
+    #[command(subcommand)]
+    Volumes(volumes::VolumesCommand),
     /// Policy modules: push (validated first), history, rollback.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -116,6 +120,7 @@ async fn run(command: Command) -> Outcome {
         Command::Explain(args) => explain::run(args).await,
         Command::Inventory(c) => inventory::run(c).await,
         Command::Routes(c) => routes::run(c).await,
+        Command::Volumes(c) => volumes::run(c).await,
         Command::Policy(c) => policy::run(c).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Proxy(args) => proxy::run(args).await,

@@ -1,8 +1,8 @@
-//! `flocker routes ls | rm`: the routes earlier decisions saved.
+//! `flocker routes ls | rm | prune`: the routes earlier decisions saved.
 
 use clap::Subcommand;
 use flocker_core::Cluster;
-use flocker_host::store::Store;
+use flocker_host::store::{Prune, Store};
 use serde_json::{json, Map, Value};
 
 use super::args::{open_store, StoreArg};
@@ -26,6 +26,31 @@ pub enum RoutesCommand {
         store: StoreArg,
         name: String,
     },
+    /// Delete removed routes (history); live routes and every volume claim stay.
+    Prune {
+        #[command(flatten)]
+        store: StoreArg,
+        /// Only routes removed at least this long ago: `90s`, `30m`, `12h`, `7d`.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
+}
+
+/// `N` followed by `s`, `m`, `h` or `d`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{text:?} is not a duration like 90s, 30m, 12h or 7d");
+    let unit = text.chars().last().ok_or_else(bad)?;
+    let scale: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(bad()),
+    };
+    let n: u64 = text[..text.len() - 1].parse().map_err(|_| bad())?;
+    n.checked_mul(scale)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
 }
 
 pub async fn run(c: RoutesCommand) -> Outcome {
@@ -83,6 +108,19 @@ pub async fn run(c: RoutesCommand) -> Outcome {
                     Ok(EXIT_OK)
                 }
             }
+        }
+        RoutesCommand::Prune { store, older_than } => {
+            let store = open_store(&store).await?;
+            let prune = Prune {
+                older_than,
+                name_prefix: String::new(),
+            };
+            let n = store.prune_routes(&prune).await?;
+            print_out(&format!(
+                "pruned {n} removed route{}\n",
+                if n == 1 { "" } else { "s" }
+            ))?;
+            Ok(EXIT_OK)
         }
     }
 }

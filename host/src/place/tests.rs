@@ -63,6 +63,12 @@ impl Store for Raced {
     ) -> Result<(), StoreError> {
         self.inner.policy_activate(digest, expected).await
     }
+    async fn prune_routes(&self, prune: &crate::store::Prune) -> Result<u64, StoreError> {
+        self.inner.prune_routes(prune).await
+    }
+    async fn release_volume(&self, volume: &str) -> Result<crate::store::Released, StoreError> {
+        self.inner.release_volume(volume).await
+    }
 }
 
 fn raced(races: u32) -> (Raced, tempfile::TempDir) {

@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 use super::etcd::{EtcdConfig, EtcdStore};
 use super::file::FileStore;
 use super::url::StoreUrl;
-use super::{PolicyRecord, Saved, Store, StoreError};
+use super::{PolicyRecord, Prune, Released, Saved, Store, StoreError};
 
 /// The embedded file store or etcd, behind the one [`Store`] trait.
 pub enum AnyStore {
@@ -119,5 +119,13 @@ impl Store for AnyStore {
         expected: Option<&str>,
     ) -> Result<(), StoreError> {
         each!(self, s => s.policy_activate(digest, expected).await)
+    }
+
+    async fn prune_routes(&self, prune: &Prune) -> Result<u64, StoreError> {
+        each!(self, s => s.prune_routes(prune).await)
+    }
+
+    async fn release_volume(&self, volume: &str) -> Result<Released, StoreError> {
+        each!(self, s => s.release_volume(volume).await)
     }
 }

@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use flocker_core::{Cluster, Route, Server};
 
+pub use prune::{Prune, Released};
+
 // Submodules: `file` (embedded redb store), `etcd` (etcd store with a
 // watch-fed cache), `url` (parsing `--store`). Each owner adds its line.
 
 pub mod any;
 pub mod etcd;
 pub mod file;
+pub mod prune;
 pub mod url;
 
 /// Why a store call failed.
@@ -195,6 +198,23 @@ pub trait Store: Send + Sync {
         digest: &str,
         expected: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    // Bounded growth (issue 11, F12): deleting history, releasing claims.
+
+    /// Deletes the removed routes `prune` selects (see [`Prune`]), each
+    /// only if it is still the record that was read (a name placed again
+    /// meanwhile is kept); volume and port claims are not touched. Returns
+    /// how many were deleted. The etcd store then compacts its history up
+    /// to the revision of the last deletion.
+    fn prune_routes(&self, prune: &Prune) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Releases the claim of a named volume, unless a live route uses it
+    /// ([`Released::InUse`], nothing written); the check and the release
+    /// are one transaction, so a route placed meanwhile keeps its claim.
+    fn release_volume(
+        &self,
+        volume: &str,
+    ) -> impl Future<Output = Result<Released, StoreError>> + Send;
 }
 
 /// The [`StoreError::Changed`] of a [`Store::policy_activate`] that found

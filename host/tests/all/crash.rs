@@ -45,6 +45,8 @@ fn sigkill_mid_write_reopens_consistent() {
                 "--place-only",
                 "--concurrency",
                 "8",
+                // This store holds servers and routes of its own.
+                "--force",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

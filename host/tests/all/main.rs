@@ -9,13 +9,17 @@
 //! - `proxy_protocol`: `flocker proxy` in process against a fake daemon.
 //! - `demo`: the store demo script end to end.
 //! - `policy_trust`: modules that lie, corrupt stored modules, rollback races.
+//! - `growth`: pruning removed routes, releasing volume claims, bench's guard.
+//! - `bad_day`: an unreadable record in the file store.
 
 mod common;
 
+mod bad_day;
 mod bad_input;
 mod cli;
 mod crash;
 mod demo;
+mod growth;
 mod place_store;
 mod policy_trust;
 mod proxy_protocol;

@@ -38,6 +38,15 @@ impl Keys {
     pub(super) fn server(&self, hostname: &str) -> String {
         format!("{}/inventory/{hostname}", self.prefix)
     }
+    pub(super) fn staged(&self) -> String {
+        format!("{}/inventory-staged/", self.prefix)
+    }
+    pub(super) fn staged_marker(&self, id: &str) -> String {
+        format!("{}/inventory-staged/{id}", self.prefix)
+    }
+    pub(super) fn staged_chunk(&self, id: &str, index: usize) -> String {
+        format!("{}/inventory-staged/{id}/{index:05}", self.prefix)
+    }
     pub(super) fn routes(&self) -> String {
         format!("{}/routes/containers/", self.prefix)
     }

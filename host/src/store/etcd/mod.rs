@@ -14,6 +14,7 @@
 //! | `P/policy/modules/<digest>/<0000n>` | the module bytes, in chunks of at most 1 MiB (etcd refuses requests over 1.5 MiB) |
 //! | `P/policy/history/<seq>` | `{"digest", "pushed_at", "info"}`, `seq` zero-padded to 20 digits |
 //! | `P/policy/active` | the active digest |
+//! | `P/inventory-staged/<id>`, `.../<id>/<0000n>` | an `inventory add` over one transaction, staged (see `inventory.rs`) |
 //!
 //! # The cache
 //!
@@ -79,7 +80,9 @@
 //!   what this save writes; two hosts writing the very same route for the
 //!   same name at the same moment, one of them losing the answer, would
 //!   both report `Saved` (the Docker daemon then refuses the duplicate name).
-//! - Volume claims are never released (the data stays on that server).
+//! - Volume claims stay until `flocker volumes rm` releases one (the data
+//!   stays on that server); `flocker routes prune` deletes removed routes
+//!   and then compacts etcd up to the revision of its last deletion.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -95,7 +98,9 @@ use flocker_core::{Change, Cluster, Route, Server};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
-use super::{active_changed, named_volumes, PolicyRecord, Saved, Store, StoreError};
+use super::{
+    active_changed, named_volumes, PolicyRecord, Prune, Released, Saved, Store, StoreError,
+};
 
 mod config;
 #[allow(unused_imports)]
@@ -124,6 +129,8 @@ use ops::*;
 mod access;
 #[allow(unused_imports)]
 use access::*;
+mod inventory;
+mod prune;
 #[cfg(test)]
 mod tests;
 
@@ -288,13 +295,18 @@ impl EtcdStore {
             shared.clone(),
             snapshot.revision,
         ));
-        Ok(EtcdStore {
+        let store = EtcdStore {
             members,
             keys,
             config,
             shared,
             watcher,
-        })
+        };
+        // An inventory add another writer committed but did not finish.
+        if let Err(e) = store.roll_forward().await {
+            tracing::warn!(error = %e, "could not finish a staged inventory add");
+        }
+        Ok(store)
     }
 
     /// The revision the cache has applied up to.

@@ -25,45 +25,11 @@ impl Store for EtcdStore {
     }
 
     async fn put_servers(&self, servers: &[Server]) -> Result<(), StoreError> {
-        if servers.is_empty() {
-            return Ok(());
-        }
-        let mut ops = Vec::with_capacity(servers.len());
-        for s in servers {
-            check_name("hostname", &s.hostname)?;
-            ops.push(TxnOp::put(
-                self.keys.server(&s.hostname),
-                s.to_value().to_string(),
-                None,
-            ));
-        }
-        let mut last = 0;
-        for chunk in ops.chunks(self.config.max_txn_ops.max(1)) {
-            let resp = self
-                .txn("put servers", Txn::new().and_then(chunk.to_vec()))
-                .await?;
-            last = header_revision(&resp);
-        }
-        self.settle(last).await;
-        Ok(())
+        self.put_servers_whole(servers).await
     }
 
     async fn remove_server(&self, hostname: &str) -> Result<bool, StoreError> {
-        check_name("hostname", hostname)?;
-        let key = self.keys.server(hostname);
-        let (resp, maybe) = self
-            .members
-            .call("remove server", |c| {
-                let key = key.clone();
-                async move { kv(&c).delete(key, None).await }
-            })
-            .await?;
-        // An earlier attempt whose answer was lost may have deleted it.
-        let removed = resp.deleted() > 0 || maybe;
-        if removed {
-            self.settle(resp.header().map_or(0, |h| h.revision())).await;
-        }
-        Ok(removed)
+        self.remove_server_known(hostname).await
     }
 
     async fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
@@ -162,11 +128,9 @@ impl Store for EtcdStore {
                     }
                 }
             }
-            let mut removed = route.clone();
-            removed.state = flocker_core::REMOVED.to_string();
             ops.push(TxnOp::put(
                 key.clone(),
-                removed.to_value().to_string(),
+                super::super::prune::removed_record(&route, super::super::prune::now_secs()),
                 None,
             ));
             let txn = Txn::new()
@@ -384,5 +348,13 @@ impl Store for EtcdStore {
             .first()
             .map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
         Err(active_changed(expected, found.as_deref()))
+    }
+
+    async fn prune_routes(&self, prune: &Prune) -> Result<u64, StoreError> {
+        self.prune_in_etcd(prune).await
+    }
+
+    async fn release_volume(&self, volume: &str) -> Result<Released, StoreError> {
+        self.release_in_etcd(volume).await
     }
 }

@@ -14,8 +14,28 @@ impl Inner {
         tried!(self, self.db.begin_read())
     }
 
+    /// redb's write lock, waited for at most [`WRITE_LOCK_WAIT`]: a writer
+    /// that is stuck (a stopped process mid-transaction) makes every other
+    /// write fail with a clear error instead of hanging forever.
     pub(super) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        tried!(self, self.db.begin_write())
+        let deadline = std::time::Instant::now() + WRITE_LOCK_WAIT;
+        let mut pause = std::time::Duration::from_micros(200);
+        loop {
+            if let Some(txn) = tried!(self, self.db.try_begin_write())? {
+                return Ok(txn);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(StoreError::unavailable(format!(
+                    "{}: another writer has held the store's write lock for over {} s \
+                     (a stopped or stuck flocker process?); nothing was written",
+                    self.path.display(),
+                    WRITE_LOCK_WAIT.as_secs()
+                )));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(std::time::Duration::from_millis(5));
+        }
     }
 
     pub(super) fn generation_in(&self, txn: &ReadTransaction) -> Result<u64, StoreError> {
@@ -66,9 +86,16 @@ impl Inner {
                 if k.value() != expect {
                     break;
                 }
+                // A change this binary cannot read (a newer binary's op, a
+                // damaged entry) ends the log path: the tables are the truth.
                 let key = format!("changelog/{}", k.value());
-                let value = parse_json(&key, v.value())?;
-                changes.push(Change::from_value(&value, &key).map_err(|e| corrupt(key, e))?);
+                let Ok(value) = parse_json(&key, v.value()) else {
+                    break;
+                };
+                let Ok(change) = Change::from_value(&value, &key) else {
+                    break;
+                };
+                changes.push(change);
                 expect += 1;
             }
             if expect == generation + 1 {
@@ -90,15 +117,35 @@ impl Inner {
         Ok(())
     }
 
+    /// The cluster the tables hold. A record that cannot be read is left
+    /// out (and logged): one bad record is an error for its own name, never
+    /// for the whole store; `store check` names it.
     pub(super) fn load_all(&self, txn: &ReadTransaction) -> Result<Cluster, StoreError> {
+        self.load_noting(txn, &mut |e| {
+            tracing::warn!(error = %e, "unreadable record left out of the cluster");
+        })
+    }
+
+    /// [`Inner::load_all`], telling `bad` of each record it leaves out.
+    pub(super) fn load_noting(
+        &self,
+        txn: &ReadTransaction,
+        bad: &mut dyn FnMut(StoreError),
+    ) -> Result<Cluster, StoreError> {
         let mut cluster = Cluster::new();
         for item in tried!(self, tried!(self, txn.open_table(INVENTORY))?.iter())? {
             let (k, v) = tried!(self, item)?;
-            cluster.apply_change(Change::UpsertServer(read_server(k.value(), v.value())?));
+            match read_server(k.value(), v.value()) {
+                Ok(s) => cluster.apply_change(Change::UpsertServer(s)),
+                Err(e) => bad(e),
+            }
         }
         for item in tried!(self, tried!(self, txn.open_table(ROUTES))?.iter())? {
             let (k, v) = tried!(self, item)?;
-            cluster.apply_change(Change::SaveRoute(read_route(k.value(), v.value())?));
+            match read_route(k.value(), v.value()) {
+                Ok(r) => cluster.apply_change(Change::SaveRoute(r)),
+                Err(e) => bad(e),
+            }
         }
         for item in tried!(self, tried!(self, txn.open_table(VOLUMES))?.iter())? {
             let (k, v) = tried!(self, item)?;

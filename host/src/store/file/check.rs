@@ -7,10 +7,7 @@ impl Inner {
     pub(super) fn check(&self) -> Result<Vec<String>, StoreError> {
         let txn = self.begin_read()?;
         let mut problems = Vec::new();
-        let cluster = match self.load_all(&txn) {
-            Ok(c) => c,
-            Err(e) => return Ok(vec![e.to_string()]),
-        };
+        let cluster = self.load_noting(&txn, &mut |e| problems.push(e.to_string()))?;
         let ports = tried!(self, txn.open_table(PORTS))?;
         let mut claims = std::collections::BTreeMap::new();
         for item in tried!(self, ports.iter())? {
@@ -54,6 +51,16 @@ impl Inner {
         }
         let generation = self.generation_in(&txn)?;
         let log = tried!(self, txn.open_table(CHANGELOG))?;
+        for item in tried!(self, log.iter())? {
+            let (k, v) = tried!(self, item)?;
+            let key = format!("changelog/{}", k.value());
+            let read = parse_json(&key, v.value()).and_then(|value| {
+                Change::from_value(&value, &key).map_err(|e| corrupt(key.clone(), e))
+            });
+            if let Err(e) = read {
+                problems.push(format!("{e} (handles rebuild from the tables past it)"));
+            }
+        }
         if let Some((k, _)) = tried!(self, log.last())? {
             if k.value() != generation {
                 problems.push(format!(

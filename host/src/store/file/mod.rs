@@ -36,19 +36,22 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use flocker_core::{Change, Cluster, Route, Server, REMOVED};
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use flocker_core::{Change, Cluster, Route, Server};
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use super::{active_changed, named_volumes, PolicyRecord, Saved, Store, StoreError};
+use super::{
+    active_changed, named_volumes, PolicyRecord, Prune, Released, Saved, Store, StoreError,
+};
 
 macro_rules! tried {
     ($inner:expr, $e:expr) => {
-        $e.map_err(|e| db_err(&$inner.path, e))
+        $e.map_err(|e| $inner.db_error(e))
     };
 }
 
+mod handle;
 mod tables;
 #[allow(unused_imports)]
 pub use tables::*;
@@ -62,8 +65,13 @@ mod check;
 #[allow(unused_imports)]
 use check::*;
 mod batch;
+mod prune;
 #[allow(unused_imports)]
 pub use batch::*;
+#[cfg(test)]
+mod bad_day_tests;
+#[cfg(test)]
+mod prune_tests;
 #[cfg(test)]
 mod tests;
 
@@ -74,7 +82,7 @@ pub struct FileStore {
 }
 
 struct Inner {
-    db: redb::Database,
+    db: handle::Db,
     path: PathBuf,
     cache: Mutex<Cache>,
     changes: broadcast::Sender<Change>,
@@ -87,6 +95,15 @@ struct Cache {
 
 fn db_err(path: &Path, e: impl Into<redb::Error>) -> StoreError {
     StoreError::unavailable_by(path.display().to_string(), e.into())
+}
+
+impl Inner {
+    /// A redb error as the store's, noting one that needs a reopen.
+    fn db_error(&self, e: impl Into<redb::Error>) -> StoreError {
+        let e = e.into();
+        self.db.note(&e);
+        db_err(&self.path, e)
+    }
 }
 
 /// Creates a missing store file mode 0600 (it holds every container's
@@ -122,11 +139,7 @@ impl FileStore {
             }
         }
         create_private(&path)?;
-        let db = redb::Builder::new()
-            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
-            .set_cache_size(64 * 1024 * 1024)
-            .create(&path)
-            .map_err(|e| db_err(&path, e))?;
+        let db = handle::Db::open(&path).map_err(|e| db_err(&path, e))?;
         // Create every table so that readers never meet a missing one.
         let txn = db.begin_write().map_err(|e| db_err(&path, e))?;
         {
@@ -243,5 +256,15 @@ impl Store for FileStore {
         let expected = expected.map(str::to_string);
         self.blocking(move |i| i.policy_activate(&digest, expected.as_deref()))
             .await
+    }
+
+    async fn prune_routes(&self, prune: &Prune) -> Result<u64, StoreError> {
+        let prune = prune.clone();
+        self.blocking(move |i| i.prune_routes(&prune)).await
+    }
+
+    async fn release_volume(&self, volume: &str) -> Result<Released, StoreError> {
+        let volume = volume.to_string();
+        self.blocking(move |i| i.release_volume(&volume)).await
     }
 }

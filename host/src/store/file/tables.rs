@@ -17,6 +17,10 @@ pub(super) const CHANGELOG: TableDefinition<u64, &str> = TableDefinition::new("c
 pub(super) const GENERATION: &str = "generation";
 pub(super) const POLICY_ACTIVE: &str = "policy_active";
 
+/// How long a write waits for redb's write lock, held by another
+/// transaction of this or another process, before it fails.
+pub const WRITE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How many changes the changelog keeps for handles that fell behind.
 pub const CHANGELOG_KEEP: u64 = 10_000;
 

@@ -1,5 +1,6 @@
 use super::*;
 use flocker_core::fixtures::{route, server};
+use flocker_core::REMOVED;
 
 #[tokio::test]
 async fn saving_checks_name_ports_and_volumes_then_writes_all_of_it() {

@@ -125,9 +125,7 @@ impl Inner {
             if !old.is_live() {
                 return Ok((Some(old), vec![]));
             }
-            let mut removed = old.clone();
-            removed.state = REMOVED.to_string();
-            let text = removed.to_value().to_string();
+            let text = super::super::prune::removed_record(&old, super::super::prune::now_secs());
             tried!(self, routes.insert(name, text.as_str()))?;
             for host in &old.host_ports {
                 let key = port_key(&old.server, *host);

@@ -81,5 +81,53 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The request limits' two sides (F3 of the reliability audit): the
+/// largest request they allow, decided, and the audit's hostile request
+/// (9,000 `{}` bindings of one port, 37 KB), which before the limits was
+/// decided in time cubic in the bindings and now is refused.
+fn limits(c: &mut Criterion) {
+    use flocker_core::limits::*;
+    let mut group = c.benchmark_group("limits");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let inventory = json!([{"hostname": "node1", "address": "10.0.0.1", "port_range": [20000, 29999]},
+                           {"hostname": "node2", "address": "10.0.0.2"}]);
+    let db = json!({"name": "db.1", "service": "db", "server": "node1", "address": "10.0.0.1",
+                    "ports": {"5432/tcp": 20000}, "env": ["PASSWORD=x"], "volumes": [], "state": "live"});
+    let routes = json!({"containers": {"db.1": db}, "volumes": {}});
+    let tags: Vec<String> = (0..MAX_TAG_RULES).map(|i| format!("!t{i}")).collect();
+    let mut env: Vec<String> = (1..MAX_ENV_ENTRIES).map(|i| format!("E{i}=v")).collect();
+    env.push(format!("VIKING_TAGS={}", tags.join(",")));
+    let binds: Vec<String> = (0..MAX_MOUNTS)
+        .map(|i| match i < MAX_NAMED_VOLUMES {
+            true => format!("vol{i}:/v{i}"),
+            false => format!("/srv/{i}:/s{i}"),
+        })
+        .collect();
+    let largest = json!({"name": "app.1", "container": {"Image": "app", "Env": env,
+        "HostConfig": {"Binds": binds, "Links": vec!["db.1"; MAX_LINKS],
+            "VolumesFrom": vec!["db.1"; MAX_VOLUMES_FROM],
+            "PortBindings": {"80/tcp": vec![json!({}); MAX_BINDINGS_PER_PORT]}}},
+        "image": {"Config": {"Env": (0..MAX_ENV_ENTRIES).map(|i| format!("I{i}=v")).collect::<Vec<_>>()}},
+        "inventory": inventory, "routes": routes});
+    let hostile = json!({"container": {"HostConfig": {"PortBindings": {"80/tcp": vec![json!({}); 9_000]}}},
+        "inventory": inventory, "routes": routes});
+    for (id, input, decides) in [
+        ("largest_allowed", largest, true),
+        ("hostile_9000_bindings", hostile, false),
+    ] {
+        let bytes = serde_json::to_vec(&input).unwrap_or_default();
+        let out: Value =
+            serde_json::from_str(&flocker_core::decide_json(&bytes)).unwrap_or_default();
+        assert_eq!(out.get("server").is_some(), decides, "{id}: {out:.300}");
+        group.bench_with_input(BenchmarkId::new("one_shot", id), &bytes, |b, bytes| {
+            b.iter(|| flocker_core::decide_json(bytes))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, limits);
 criterion_main!(benches);

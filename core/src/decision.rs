@@ -430,14 +430,13 @@ fn object_at<'m>(map: &'m mut Map<String, Value>, key: &str) -> Option<&'m mut M
     slot.as_object_mut()
 }
 
+/// `items` without repeats, in first-seen order.
 fn unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for i in items {
-        if !out.iter().any(|o| o == i) {
-            out.push(i.to_string());
-        }
-    }
-    out
+    let mut seen = BTreeSet::new();
+    items
+        .filter(|i| seen.insert(*i))
+        .map(str::to_string)
+        .collect()
 }
 
 /// What [`Cluster::prepare`] found: the parsed request, where it may go,

@@ -24,6 +24,7 @@ pub mod ffi;
 #[cfg(feature = "testgen")]
 pub mod fixtures;
 mod json_path;
+pub mod limits;
 mod links;
 mod naming;
 mod pins;

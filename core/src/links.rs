@@ -2,6 +2,8 @@
 //! container or a service group, and the legacy-link variables of Docker
 //! Engine 28+, pointed at the target's server and published ports.
 
+use std::collections::BTreeMap;
+
 use crate::cluster::Cluster;
 use crate::error::DecisionError;
 use crate::naming::ContainerName;
@@ -209,13 +211,23 @@ pub(crate) fn link_env(
             let mut env = docker_link_env(&prefix, &name_var, main);
             let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
             env.push(format!("{prefix}_MEMBERS={}", names.join(",")));
+            // Each member's ports indexed once (the first entry for a port
+            // wins, as a scan would find it), not scanned once per port.
+            let by_port: Vec<BTreeMap<&Port, u16>> = endpoints
+                .iter()
+                .map(|e| {
+                    let mut m = BTreeMap::new();
+                    for (p, h) in e.ports {
+                        m.entry(p).or_insert(*h);
+                    }
+                    m
+                })
+                .collect();
             for (port, _) in main.ports {
                 let urls: Vec<String> = endpoints
                     .iter()
-                    .filter_map(|e| {
-                        let host = e.ports.iter().find(|(p, _)| p == port)?.1;
-                        Some(e.url(port, host))
-                    })
+                    .zip(&by_port)
+                    .filter_map(|(e, ports)| Some(e.url(port, *ports.get(port)?)))
                     .collect();
                 env.push(format!(
                     "{prefix}_PORT_{}_{}_ENDPOINTS={}",

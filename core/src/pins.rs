@@ -54,12 +54,11 @@ pub(crate) fn restriction(
             server: host.clone(),
         });
     }
-    let mut seen_volumes: Vec<&str> = Vec::new();
+    let mut seen_volumes: BTreeSet<&str> = BTreeSet::new();
     for (volume, _) in &req.named_volumes {
-        if seen_volumes.contains(volume) {
+        if !seen_volumes.insert(volume) {
             continue;
         }
-        seen_volumes.push(volume);
         if let Some(server) = cluster.volume_server(volume) {
             pins.push(Pin {
                 by: format!("volume {volume}"),

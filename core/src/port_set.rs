@@ -107,31 +107,40 @@ impl PortSet {
         }
     }
 
-    /// The lowest port in `from..=to` that is neither used here nor in `taken`.
-    pub fn first_free(&self, from: u16, to: u16, taken: &[u16]) -> Option<u16> {
+    /// The lowest port in `from..=to` that is used neither here nor in
+    /// `taken`. Each step jumps a whole run of one set or the other.
+    pub fn first_free(&self, from: u16, to: u16, taken: &PortSet) -> Option<u16> {
         let mut candidate = from;
         loop {
             if candidate > to {
                 return None;
             }
-            if let Some((_, &end)) = self.runs.range(..=candidate).next_back() {
-                if end >= candidate {
-                    candidate = end.checked_add(1)?;
-                    continue;
-                }
+            let past = self.run_end(candidate).or_else(|| taken.run_end(candidate));
+            match past {
+                Some(end) => candidate = end.checked_add(1)?,
+                None => return Some(candidate),
             }
-            if taken.contains(&candidate) {
-                candidate = candidate.checked_add(1)?;
-                continue;
-            }
-            return Some(candidate);
         }
+    }
+
+    /// The end of the run of used ports that holds `port`, if one does.
+    fn run_end(&self, port: u16) -> Option<u16> {
+        let (_, &end) = self.runs.range(..=port).next_back()?;
+        (end >= port).then_some(end)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn taken(ports: &[u16]) -> PortSet {
+        let mut t = PortSet::default();
+        for p in ports {
+            t.insert(*p);
+        }
+        t
+    }
 
     #[test]
     fn runs_merge_and_split() {
@@ -141,11 +150,11 @@ mod tests {
         }
         assert_eq!(s.runs.len(), 1);
         assert_eq!(s.free_in_range(), 7);
-        assert_eq!(s.first_free(10, 20, &[]), Some(14));
+        assert_eq!(s.first_free(10, 20, &PortSet::default()), Some(14));
         s.remove(11);
         assert_eq!(s.runs.len(), 2);
-        assert_eq!(s.first_free(10, 20, &[]), Some(11));
-        assert_eq!(s.first_free(10, 20, &[11]), Some(14));
+        assert_eq!(s.first_free(10, 20, &PortSet::default()), Some(11));
+        assert_eq!(s.first_free(10, 20, &taken(&[11])), Some(14));
         assert_eq!(s.free_in_range(), 8);
     }
 
@@ -169,10 +178,10 @@ mod tests {
         }
         s.set_range((10, 12));
         assert_eq!(s.free_in_range(), 0);
-        assert_eq!(s.first_free(10, 12, &[]), None);
+        assert_eq!(s.first_free(10, 12, &PortSet::default()), None);
         s.set_range((14, 20));
         assert_eq!(s.free_in_range(), 5);
-        assert_eq!(s.first_free(14, 20, &[]), Some(16));
+        assert_eq!(s.first_free(14, 20, &PortSet::default()), Some(16));
     }
 
     #[test]
@@ -180,8 +189,8 @@ mod tests {
         let mut s = PortSet::new((65534, 65535));
         s.insert(65535);
         s.insert(65534);
-        assert_eq!(s.first_free(65534, 65535, &[]), None);
+        assert_eq!(s.first_free(65534, 65535, &PortSet::default()), None);
         s.remove(65535);
-        assert_eq!(s.first_free(65534, 65535, &[]), Some(65535));
+        assert_eq!(s.first_free(65534, 65535, &PortSet::default()), Some(65535));
     }
 }

@@ -1,6 +1,8 @@
 //! SPEC 3, Mapping 1 and Routing 4: which host ports a container needs on a
 //! server, whether the server can give them, and which ones it gets.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::port::HostPortRequest;
 use crate::port_set::PortSet;
 use crate::request::{NetworkMode, Request};
@@ -44,12 +46,13 @@ impl HostPorts {
             NetworkMode::Container(_) => Vec::new(),
         };
         let mut exact = Vec::new();
+        let mut seen = BTreeSet::new();
         let mut any = 0;
         let mut ranges = false;
         for r in &requests {
             match *r {
                 HostPortRequest::Explicit(lo, hi) if lo == hi => {
-                    if !exact.contains(&lo) {
+                    if seen.insert(lo) {
                         exact.push(lo);
                     }
                 }
@@ -93,34 +96,41 @@ impl HostPorts {
     /// earlier in this decision.
     pub fn assign(&self, server: &Server, used: &PortSet) -> Result<Vec<u16>, String> {
         let requests = &self.requests;
-        let mut taken: Vec<u16> = requests
-            .iter()
-            .filter_map(|r| match *r {
-                HostPortRequest::Explicit(lo, hi) if lo == hi => Some(lo),
-                _ => None,
-            })
-            .collect();
+        let mut taken = PortSet::default();
+        for r in requests {
+            if let HostPortRequest::Explicit(lo, hi) = *r {
+                if lo == hi {
+                    taken.insert(lo);
+                }
+            }
+        }
+        // Where the next search of each range starts: every port below it
+        // was used or taken when the last one was picked, and still is, so
+        // n picks from one range cost one walk over it, not n.
+        let mut resume: BTreeMap<(u16, u16), u16> = BTreeMap::new();
         let mut out = Vec::with_capacity(requests.len());
         for r in requests {
-            let port = match *r {
-                HostPortRequest::Explicit(lo, hi) if lo == hi => lo,
-                HostPortRequest::Explicit(lo, hi) => {
-                    let p = used
-                        .first_free(lo, hi, &taken)
-                        .ok_or_else(|| format!("port {lo}-{hi} taken"))?;
-                    taken.push(p);
-                    p
+            let (lo, hi, why) = match *r {
+                HostPortRequest::Explicit(lo, hi) if lo == hi => {
+                    out.push(lo);
+                    continue;
                 }
+                HostPortRequest::Explicit(lo, hi) => (lo, hi, None),
                 HostPortRequest::Any => {
                     let (lo, hi) = server.port_range;
-                    let p = used
-                        .first_free(lo, hi, &taken)
-                        .ok_or_else(|| "no free port in range".to_string())?;
-                    taken.push(p);
-                    p
+                    (lo, hi, Some("no free port in range"))
                 }
             };
-            out.push(port);
+            let from = resume.get(&(lo, hi)).copied().unwrap_or(lo);
+            let p = used.first_free(from, hi, &taken).ok_or_else(|| match why {
+                Some(why) => why.to_string(),
+                None => format!("port {lo}-{hi} taken"),
+            })?;
+            taken.insert(p);
+            if let Some(next) = p.checked_add(1) {
+                resume.insert((lo, hi), next);
+            }
+            out.push(p);
         }
         Ok(out)
     }

@@ -2,6 +2,8 @@
 //! read and checked in full before any rule runs, so that every bad field is
 //! `invalid_request` with its JSON path whatever the cluster holds.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::{Map, Value};
 
 use crate::env::{env_key, env_value};
@@ -9,6 +11,7 @@ use crate::error::DecisionError;
 use crate::json_path::{
     field, index, object, opt_array, opt_object, opt_string, opt_strings, present,
 };
+use crate::limits::{self, check};
 use crate::links::LinkSpec;
 use crate::naming::ContainerName;
 use crate::port::{HostPortRequest, Port};
@@ -28,6 +31,8 @@ pub(crate) enum NetworkMode {
 #[derive(Debug, Clone)]
 pub(crate) struct ExposedPort {
     pub port: Port,
+    /// Where the port was first named, for errors about it.
+    pub path: String,
     /// One entry per `PortBindings` binding, each with the key it came from
     /// (`"80"` or `"80/tcp"`) and its place in that key's array. Empty when
     /// the port is only exposed.
@@ -97,11 +102,25 @@ impl<'a> Request<'a> {
         const HC: &str = "container.HostConfig";
 
         let env = opt_strings(container, "container", "Env")?;
+        let env_path = field("container", "Env");
+        check_len(
+            env.len(),
+            limits::MAX_ENV_ENTRIES,
+            &env_path,
+            "env entries",
+            "MAX_ENV_ENTRIES",
+        )?;
         let image_env = match image_config {
             Some(c) => opt_strings(c, "image.Config", "Env")?,
             None => Vec::new(),
         };
-        let env_path = field("container", "Env");
+        check_len(
+            image_env.len(),
+            limits::MAX_ENV_ENTRIES,
+            "image.Config.Env",
+            "env entries",
+            "MAX_ENV_ENTRIES",
+        )?;
         let mut viking_server = None;
         let mut viking_tags = None;
         for (i, e) in env.iter().enumerate() {
@@ -111,10 +130,24 @@ impl<'a> Request<'a> {
                     viking_server = Some((v, index(&env_path, i)))
                 }
                 ("VIKING_SERVER", _) => viking_server = None,
-                ("VIKING_TAGS", v) => viking_tags = v,
+                ("VIKING_TAGS", v) => viking_tags = v.map(|v| (v, i)),
                 _ => {}
             }
         }
+        let tags = match viking_tags {
+            Some((list, i)) => {
+                let tags = parse_tags(list);
+                check(
+                    tags.len(),
+                    limits::MAX_TAG_RULES,
+                    &index(&env_path, i),
+                    "VIKING_TAGS rules",
+                    "MAX_TAG_RULES",
+                )?;
+                tags
+            }
+            None => Vec::new(),
+        };
 
         let network = match opt_string(host_config.unwrap_or(&Map::new()), HC, "NetworkMode")? {
             Some("host") => NetworkMode::Host,
@@ -135,12 +168,21 @@ impl<'a> Request<'a> {
         };
 
         let ports = read_ports(container, image_config, host_config)?;
+        check_host_ports(&ports, &network)?;
         let (named_volumes, has_volume) = read_volumes(container, image_config, host_config)?;
 
         let mut volumes_from = Vec::new();
         if let Some(hc) = host_config {
             let path = field(HC, "VolumesFrom");
-            for (i, entry) in opt_strings(hc, HC, "VolumesFrom")?.into_iter().enumerate() {
+            let entries = opt_strings(hc, HC, "VolumesFrom")?;
+            check_len(
+                entries.len(),
+                limits::MAX_VOLUMES_FROM,
+                &path,
+                "VolumesFrom entries",
+                "MAX_VOLUMES_FROM",
+            )?;
+            for (i, entry) in entries.into_iter().enumerate() {
                 let p = index(&path, i);
                 let source = match entry.split_once(':') {
                     Some((s, "ro" | "rw")) => s,
@@ -163,7 +205,15 @@ impl<'a> Request<'a> {
         let mut links = Vec::new();
         if let Some(hc) = host_config {
             let path = field(HC, "Links");
-            for (i, entry) in opt_strings(hc, HC, "Links")?.into_iter().enumerate() {
+            let entries = opt_strings(hc, HC, "Links")?;
+            check_len(
+                entries.len(),
+                limits::MAX_LINKS,
+                &path,
+                "links",
+                "MAX_LINKS",
+            )?;
+            for (i, entry) in entries.into_iter().enumerate() {
                 links.push(LinkSpec::parse(entry, &index(&path, i))?);
             }
         }
@@ -174,7 +224,7 @@ impl<'a> Request<'a> {
             env,
             image_env,
             viking_server,
-            tags: viking_tags.map(parse_tags).unwrap_or_default(),
+            tags,
             ports,
             network,
             named_volumes,
@@ -209,17 +259,26 @@ fn read_ports(
     host_config: Option<&Map<String, Value>>,
 ) -> Result<Vec<ExposedPort>, DecisionError> {
     let mut ports: Vec<ExposedPort> = Vec::new();
-    let mut add = |port: Port| -> usize {
-        match ports.iter().position(|p| p.port == port) {
-            Some(i) => i,
-            None => {
-                ports.push(ExposedPort {
-                    port,
-                    bindings: Vec::new(),
-                });
-                ports.len() - 1
-            }
+    // Port -> its place in `ports`, so a repeated port is found in log time.
+    let mut seen: BTreeMap<Port, usize> = BTreeMap::new();
+    let mut add = |port: Port, path: String| -> Result<usize, DecisionError> {
+        if let Some(i) = seen.get(&port) {
+            return Ok(*i);
         }
+        check(
+            ports.len() + 1,
+            limits::MAX_EXPOSED_PORTS,
+            &path,
+            "exposed ports",
+            "MAX_EXPOSED_PORTS",
+        )?;
+        seen.insert(port.clone(), ports.len());
+        ports.push(ExposedPort {
+            port,
+            path,
+            bindings: Vec::new(),
+        });
+        Ok(ports.len() - 1)
     };
     let exposed = [
         (
@@ -236,22 +295,30 @@ fn read_ports(
     ];
     for (map, path) in exposed {
         for key in map.into_iter().flat_map(|m| m.keys()) {
-            add(Port::parse(key, &field(path, key))?);
+            let key_path = field(path, key);
+            add(Port::parse(key, &key_path)?, key_path)?;
         }
     }
     let mut bindings: Vec<(usize, Binding)> = Vec::new();
     if let Some(hc) = host_config {
-        const PB: &str = "container.HostConfig.PortBindings";
+        const PB: &str = PORT_BINDINGS;
         if let Some(pb) = opt_object(hc, "container.HostConfig", "PortBindings")? {
             for (key, list) in pb {
                 let key_path = field(PB, key);
-                let at = add(Port::parse(key, &key_path)?);
+                let at = add(Port::parse(key, &key_path)?, key_path.clone())?;
                 let Some(list) = present(Some(list)) else {
                     continue;
                 };
                 let list = list.as_array().ok_or_else(|| {
                     DecisionError::invalid(&key_path, "expected an array of bindings")
                 })?;
+                check_len(
+                    list.len(),
+                    limits::MAX_BINDINGS_PER_PORT,
+                    &key_path,
+                    "bindings of one port",
+                    "MAX_BINDINGS_PER_PORT",
+                )?;
                 for (slot, b) in list.iter().enumerate() {
                     let b_path = index(&key_path, slot);
                     let b = object(b, &b_path)?;
@@ -286,19 +353,34 @@ fn read_volumes<'a>(
     host_config: Option<&'a Map<String, Value>>,
 ) -> Result<(Vec<Located<'a>>, bool), DecisionError> {
     const HC: &str = "container.HostConfig";
-    let mut named = Vec::new();
+    let mut named = NamedVolumes::default();
     let mut any = false;
     if let Some(hc) = host_config {
         let binds_path = field(HC, "Binds");
-        for (i, bind) in opt_strings(hc, HC, "Binds")?.into_iter().enumerate() {
+        let binds = opt_strings(hc, HC, "Binds")?;
+        check_len(
+            binds.len(),
+            limits::MAX_MOUNTS,
+            &binds_path,
+            "Binds",
+            "MAX_MOUNTS",
+        )?;
+        for (i, bind) in binds.into_iter().enumerate() {
             any = true;
             let source = bind.split(':').next().unwrap_or(bind);
             if bind.contains(':') && !source.is_empty() && !source.starts_with('/') {
-                named.push((source, index(&binds_path, i)));
+                named.push(source, index(&binds_path, i))?;
             }
         }
         if let Some(mounts) = opt_array(hc, HC, "Mounts")? {
             let mounts_path = field(HC, "Mounts");
+            check_len(
+                mounts.len(),
+                limits::MAX_MOUNTS,
+                &mounts_path,
+                "Mounts",
+                "MAX_MOUNTS",
+            )?;
             for (i, m) in mounts.iter().enumerate() {
                 any = true;
                 let p = index(&mounts_path, i);
@@ -307,7 +389,7 @@ fn read_volumes<'a>(
                 let source = opt_string(m, &p, "Source")?;
                 if let (Some("volume"), Some(s)) = (kind, source) {
                     if !s.is_empty() {
-                        named.push((s, field(&p, "Source")));
+                        named.push(s, field(&p, "Source"))?;
                     }
                 }
             }
@@ -317,8 +399,96 @@ fn read_volumes<'a>(
     if let Some(c) = image_config {
         any |= opt_object(c, "image.Config", "Volumes")?.is_some_and(|v| !v.is_empty());
     }
-    Ok((named, any))
+    Ok((named.all, any))
 }
+
+/// Named volumes as read, each checked against Docker's rule, with the
+/// distinct ones counted.
+#[derive(Default)]
+struct NamedVolumes<'a> {
+    all: Vec<Located<'a>>,
+    distinct: BTreeSet<&'a str>,
+}
+
+impl<'a> NamedVolumes<'a> {
+    fn push(&mut self, name: &'a str, path: String) -> Result<(), DecisionError> {
+        if !is_volume_name(name) {
+            return Err(DecisionError::invalid(
+                path,
+                format!(
+                    "{name:?} is not a volume name: Docker allows only \
+                     [a-zA-Z0-9][a-zA-Z0-9_.-]+, and a host directory must be an absolute path"
+                ),
+            ));
+        }
+        if self.distinct.insert(name) && self.distinct.len() > limits::MAX_NAMED_VOLUMES {
+            return Err(limits::exceeded(
+                path,
+                "named volumes",
+                limits::MAX_NAMED_VOLUMES,
+                "MAX_NAMED_VOLUMES",
+            ));
+        }
+        self.all.push((name, path));
+        Ok(())
+    }
+}
+
+/// Docker's rule for a volume name (`RestrictedNamePattern`,
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]+`): the local driver refuses any other at
+/// create time, so such a `Bind` is refused here, before it is claimed.
+pub(crate) fn is_volume_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// A list with more than `limit` entries is refused at its first entry past it.
+fn check_len(
+    len: usize,
+    limit: usize,
+    list_path: &str,
+    what: &str,
+    name: &str,
+) -> Result<(), DecisionError> {
+    check(len, limit, &index(list_path, limit), what, name)
+}
+
+/// [`limits::MAX_HOST_PORTS`]: under host networking each exposed port is
+/// a host port; published, each binding is (or one for a port with none).
+/// Refused at the port or binding that asks for one too many.
+fn check_host_ports(ports: &[ExposedPort], network: &NetworkMode) -> Result<(), DecisionError> {
+    let over =
+        |path: &str| limits::exceeded(path, "host ports", limits::MAX_HOST_PORTS, "MAX_HOST_PORTS");
+    match network {
+        NetworkMode::Container(_) => Ok(()),
+        NetworkMode::Host => match ports.get(limits::MAX_HOST_PORTS) {
+            Some(p) => Err(over(&p.path)),
+            None => Ok(()),
+        },
+        NetworkMode::Published => {
+            let mut count = 0usize;
+            for p in ports {
+                if p.bindings.is_empty() {
+                    count += 1;
+                    if count > limits::MAX_HOST_PORTS {
+                        return Err(over(&p.path));
+                    }
+                }
+                for b in &p.bindings {
+                    count += 1;
+                    if count > limits::MAX_HOST_PORTS {
+                        return Err(over(&index(&field(PORT_BINDINGS, &b.key), b.slot)));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+const PORT_BINDINGS: &str = "container.HostConfig.PortBindings";
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@
 //! | `P/inventory/<hostname>` | server record (JSON) |
 //! | `P/routes/containers/<name>` | route record (JSON) |
 //! | `P/routes/volumes/<volume>` | hostname holding the volume |
+//! | `P/routes/answers/<name>` | `{digest, output}`: the answer the live route was saved with (not cached; read on `name_in_use`) |
 //! | `P/ports/<hostname>/<port>` | name of the container holding the host port |
 //! | `P/policy/modules/<digest>` | `{"size": bytes, "chunks": n}`, written last, so a module is complete once it exists |
 //! | `P/policy/modules/<digest>/<0000n>` | the module bytes, in chunks of at most 1 MiB (etcd refuses requests over 1.5 MiB) |
@@ -95,7 +96,8 @@ use flocker_core::{Change, Cluster, Route, Server};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
-use super::{active_changed, named_volumes, PolicyRecord, Saved, Store, StoreError};
+use super::check::{claim_explained, parse_port_key, Checked};
+use super::{active_changed, named_volumes, Answer, PolicyRecord, Saved, Store, StoreError};
 
 mod config;
 #[allow(unused_imports)]
@@ -118,12 +120,16 @@ use records::*;
 mod watcher;
 #[allow(unused_imports)]
 use watcher::*;
+mod claims;
+#[allow(unused_imports)]
+use claims::*;
 mod ops;
 #[allow(unused_imports)]
 use ops::*;
 mod access;
 #[allow(unused_imports)]
 use access::*;
+mod check;
 #[cfg(test)]
 mod tests;
 

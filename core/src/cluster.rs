@@ -58,6 +58,10 @@ pub struct Cluster {
     /// so a decision fetches one service's spread and walks it beside the
     /// servers (both in hostname order) instead of a lookup per server.
     spread: BTreeMap<String, BTreeMap<String, u64>>,
+    /// hostname -> host ports a store holds claimed with no live route
+    /// behind them (an orphan claim). A save over such a port would lose,
+    /// so decisions count them as used until the claim is repaired.
+    claimed: BTreeMap<String, BTreeSet<u16>>,
 }
 
 /// One incremental change to a [`Cluster`], as a host's store reports it.
@@ -95,6 +99,21 @@ pub enum Change {
         /// The volume name.
         volume: String,
     },
+    /// `{"op": "claim_port", "server": "...", "port": n}`: a host port the
+    /// store holds claimed although no live route holds it.
+    ClaimPort {
+        /// The hostname the claim is on.
+        server: String,
+        /// The host port.
+        port: u16,
+    },
+    /// `{"op": "release_port", "server": "...", "port": n}`: that claim is gone.
+    ReleasePort {
+        /// The hostname the claim was on.
+        server: String,
+        /// The host port.
+        port: u16,
+    },
 }
 
 impl Change {
@@ -129,10 +148,18 @@ impl Change {
             "release_volume" => Change::ReleaseVolume {
                 volume: text("volume")?,
             },
+            "claim_port" => Change::ClaimPort {
+                server: text("server")?,
+                port: port_field(o, path)?,
+            },
+            "release_port" => Change::ReleasePort {
+                server: text("server")?,
+                port: port_field(o, path)?,
+            },
             other => {
                 return Err(DecisionError::invalid(
                     field(path, "op"),
-                    format!("unknown change {other:?}: expected upsert_server, remove_server, save_route, remove_route, delete_route, claim_volume or release_volume"),
+                    format!("unknown change {other:?}: expected upsert_server, remove_server, save_route, remove_route, delete_route, claim_volume, release_volume, claim_port or release_port"),
                 ))
             }
         })
@@ -152,8 +179,30 @@ impl Change {
                 json!({"op": "claim_volume", "volume": volume, "server": server})
             }
             Change::ReleaseVolume { volume } => json!({"op": "release_volume", "volume": volume}),
+            Change::ClaimPort { server, port } => {
+                json!({"op": "claim_port", "server": server, "port": port})
+            }
+            Change::ReleasePort { server, port } => {
+                json!({"op": "release_port", "server": server, "port": port})
+            }
         }
     }
+}
+
+/// The `port` of a port claim record: 1-65535.
+fn port_field(o: &Map<String, Value>, path: &str) -> Result<u16, DecisionError> {
+    let at = field(path, "port");
+    match o.get("port") {
+        Some(v) => port_value(v, &at),
+        None => Err(DecisionError::invalid(at, "is required but missing")),
+    }
+}
+
+fn port_value(v: &Value, at: &str) -> Result<u16, DecisionError> {
+    v.as_u64()
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| DecisionError::invalid(at, "must be a port number 1-65535"))
 }
 
 impl Cluster {
@@ -202,6 +251,18 @@ impl Cluster {
                     cluster.volumes.insert(volume.clone(), server.to_string());
                 }
             }
+            if let Some(claimed) = opt_object(routes, "routes", "claimed_ports")? {
+                for (hostname, ports) in claimed {
+                    let path = field("routes.claimed_ports", hostname);
+                    let ports = ports
+                        .as_array()
+                        .ok_or_else(|| DecisionError::invalid(&path, "must be an array"))?;
+                    for (i, p) in ports.iter().enumerate() {
+                        let port = port_value(p, &index(&path, i))?;
+                        cluster.claim_port(hostname, port);
+                    }
+                }
+            }
         }
         Ok(cluster)
     }
@@ -244,6 +305,48 @@ impl Cluster {
             Change::ReleaseVolume { volume } => {
                 self.volumes.remove(&volume);
             }
+            Change::ClaimPort { server, port } => self.claim_port(&server, port),
+            Change::ReleasePort { server, port } => self.release_port(&server, port),
+        }
+    }
+
+    fn claim_port(&mut self, hostname: &str, port: u16) {
+        if self
+            .claimed
+            .entry(hostname.to_string())
+            .or_default()
+            .insert(port)
+        {
+            let host = self.hosts.entry(hostname.to_string()).or_default();
+            host.usage.ports.insert(port);
+        }
+    }
+
+    fn release_port(&mut self, hostname: &str, port: u16) {
+        let Some(ports) = self.claimed.get_mut(hostname) else {
+            return;
+        };
+        if !ports.remove(&port) {
+            return;
+        }
+        if ports.is_empty() {
+            self.claimed.remove(hostname);
+        }
+        if let Some(host) = self.hosts.get_mut(hostname) {
+            host.usage.ports.remove(port);
+        }
+        self.forget_if_idle(hostname);
+    }
+
+    /// Drops a hostname that is neither in the inventory nor used by a
+    /// live route or a claim.
+    fn forget_if_idle(&mut self, hostname: &str) {
+        let idle = self
+            .hosts
+            .get(hostname)
+            .is_some_and(|h| h.server.is_none() && h.usage.live == 0);
+        if idle && !self.claimed.contains_key(hostname) {
+            self.hosts.remove(hostname);
         }
     }
 
@@ -262,9 +365,7 @@ impl Cluster {
         if host.server.take().is_some() {
             self.servers -= 1;
         }
-        if host.usage.live == 0 {
-            self.hosts.remove(hostname);
-        }
+        self.forget_if_idle(hostname);
     }
 
     fn save_route(&mut self, route: Route) {
@@ -298,10 +399,8 @@ impl Cluster {
                 for p in &route.host_ports {
                     usage.ports.remove(*p);
                 }
-                if host.server.is_none() && usage.live == 0 {
-                    self.hosts.remove(&route.server);
-                }
             }
+            self.forget_if_idle(&route.server);
             if let Some(hosts) = self.spread.get_mut(&route.service) {
                 if let Some(n) = hosts.get_mut(&route.server) {
                     *n = n.saturating_sub(1);
@@ -369,6 +468,21 @@ impl Cluster {
     /// The hostname that holds a named volume (`routes.volumes`).
     pub fn volume_server(&self, volume: &str) -> Option<&str> {
         self.volumes.get(volume).map(String::as_str)
+    }
+
+    /// Host ports claimed in the store with no live route behind them,
+    /// in hostname and port order.
+    pub fn claimed_ports(&self) -> impl Iterator<Item = (&str, u16)> {
+        self.claimed
+            .iter()
+            .flat_map(|(h, ports)| ports.iter().map(move |p| (h.as_str(), *p)))
+    }
+
+    /// Whether that host port is held by a claim no live route explains.
+    pub fn is_claimed(&self, hostname: &str, port: u16) -> bool {
+        self.claimed
+            .get(hostname)
+            .is_some_and(|p| p.contains(&port))
     }
 
     /// Live members of a service, ordered by name.
@@ -440,6 +554,22 @@ impl Cluster {
                 });
             }
         }
+        for (h, p) in old.claimed_ports() {
+            if !new.is_claimed(h, p) {
+                out.push(Change::ReleasePort {
+                    server: h.to_string(),
+                    port: p,
+                });
+            }
+        }
+        for (h, p) in new.claimed_ports() {
+            if !old.is_claimed(h, p) {
+                out.push(Change::ClaimPort {
+                    server: h.to_string(),
+                    port: p,
+                });
+            }
+        }
         out
     }
 
@@ -453,9 +583,21 @@ impl Cluster {
         for (v, s) in &self.volumes {
             volumes.insert(v.clone(), json!(s));
         }
+        let mut routes =
+            json!({ "containers": Value::Object(containers), "volumes": Value::Object(volumes) });
+        // Only when there are any, so a store without orphan claims exports
+        // the snapshot it always did.
+        if !self.claimed.is_empty() {
+            let claimed: Map<String, Value> = self
+                .claimed
+                .iter()
+                .map(|(h, ports)| (h.clone(), json!(ports)))
+                .collect();
+            routes["claimed_ports"] = Value::Object(claimed);
+        }
         json!({
             "inventory": self.servers().map(Server::to_value).collect::<Vec<_>>(),
-            "routes": { "containers": Value::Object(containers), "volumes": Value::Object(volumes) },
+            "routes": routes,
         })
     }
 }
@@ -550,6 +692,47 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().starts_with("[1].volume"), "{e}");
         assert_eq!(c.to_snapshot(), before);
+    }
+
+    #[test]
+    fn an_orphan_port_claim_is_used_until_released_and_survives_snapshots() {
+        let mut c = Cluster::from_snapshot(&snapshot()).unwrap();
+        c.apply(&json!({"op": "claim_port", "server": "n1", "port": 20005}))
+            .unwrap();
+        c.apply(&json!({"op": "claim_port", "server": "ghost", "port": 7}))
+            .unwrap();
+        assert!(c.usage("n1").unwrap().ports.contains(20005));
+        let again = Cluster::from_snapshot(&c.to_snapshot()).unwrap();
+        assert!(again.usage("n1").unwrap().ports.contains(20005));
+        assert!(again.is_claimed("ghost", 7));
+        assert!(Cluster::new()
+            .changes_to(&again)
+            .contains(&Change::ClaimPort {
+                server: "n1".into(),
+                port: 20005
+            }));
+        // A route on the same port leaving keeps the claim's use.
+        c.apply(&json!({"op": "save_route", "route": {"name": "c.1", "server": "n1", "ports": {"80/tcp": 20005}}}))
+            .unwrap();
+        c.apply(&json!({"op": "remove_route", "name": "c.1"}))
+            .unwrap();
+        assert!(c.usage("n1").unwrap().ports.contains(20005));
+        c.apply(
+            &json!([{"op": "release_port", "server": "n1", "port": 20005},
+                        {"op": "release_port", "server": "ghost", "port": 7},
+                        {"op": "delete_route", "name": "c.1"}]),
+        )
+        .unwrap();
+        assert!(!c.usage("n1").unwrap().ports.contains(20005));
+        assert!(c.usage("ghost").is_none());
+        assert_eq!(
+            c.to_snapshot(),
+            Cluster::from_snapshot(&snapshot()).unwrap().to_snapshot()
+        );
+        let e = c
+            .apply(&json!({"op": "claim_port", "server": "n1", "port": 0}))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("port"), "{e}");
     }
 
     #[test]

@@ -44,7 +44,7 @@ fn main() {
                     &[],
                 );
                 r.state = flocker_core::REMOVED.to_string();
-                Some(r)
+                Some((r, None))
             })
             .expect("bulk write");
     }

@@ -701,6 +701,94 @@ impl Drop for Cut {
     }
 }
 
+/// A TCP forwarder on loopback that a test can make deaf: requests still
+/// reach etcd (so a transaction applies) but its answers are dropped, as
+/// when a connection dies just after sending. [`Mute::heal`] drops the
+/// connections so that the client reconnects and is answered again.
+pub struct Mute {
+    muted: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Mute {
+    /// Forwards a fresh loopback port to `target` (`127.0.0.1:PORT`).
+    pub async fn start(target: &str) -> Mute {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind forwarder");
+        let addr = listener.local_addr().expect("forwarder address");
+        let target: SocketAddr = target.parse().expect("target address");
+        let muted = Arc::new(AtomicBool::new(false));
+        let (gen_tx, _) = tokio::sync::watch::channel(0u64);
+        let generation = Arc::new(gen_tx);
+        let (m, gen) = (muted.clone(), generation.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (m, mut healed) = (m.clone(), gen.subscribe());
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut ri, mut wi) = inbound.into_split();
+                    let (mut ro, mut wo) = outbound.into_split();
+                    let answers = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match ro.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if !m.load(Ordering::SeqCst) && wi.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
+                        () = answers => {}
+                        _ = healed.changed() => {}
+                    }
+                });
+            }
+        });
+        Mute {
+            muted,
+            generation,
+            addr,
+            task,
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the forwarder.
+    pub fn endpoint(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// From now on etcd's answers are dropped.
+    pub fn mute(&self) {
+        self.muted.store(true, Ordering::SeqCst);
+    }
+
+    /// Answers pass again, on fresh connections.
+    pub fn heal(&self) {
+        self.muted.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+impl Drop for Mute {
+    fn drop(&mut self) {
+        self.generation.send_modify(|g| *g += 1);
+        self.task.abort();
+    }
+}
+
 /// The outcome of [`place`].
 #[derive(Debug)]
 pub struct Placed {

@@ -1,11 +1,9 @@
-//! `flocker store check`: maintenance of the store itself.
+//! `flocker store check [--repair]`: maintenance of the store itself.
 
 use clap::Subcommand;
-use flocker_host::store::file::FileStore;
-use flocker_host::store::url::StoreUrl;
 use flocker_host::store::Store;
 
-use super::args::StoreArg;
+use super::args::{open_store, StoreArg};
 use super::exit::{Failure, Outcome, EXIT_OK};
 use super::io::print_out;
 
@@ -16,45 +14,43 @@ pub enum StoreCommand {
     Check {
         #[command(flatten)]
         store: StoreArg,
+        /// First delete every port claim no live route holds (safe while
+        /// other hosts place: a claim is deleted only if it and its
+        /// holder's route are unchanged since they were read).
+        #[arg(long)]
+        repair: bool,
     },
 }
 
 pub async fn run(c: StoreCommand) -> Outcome {
-    let StoreCommand::Check { store: arg } = c;
-    let url = StoreUrl::parse(&arg.store)?;
-    let StoreUrl::File(path) = &url else {
-        return Err(Failure::usage(
-            "store check runs on the embedded store (file:PATH)",
-        ));
-    };
-    if !path.exists() {
-        return Err(Failure::failed(format!(
-            "no embedded store at {}",
-            path.display()
-        )));
+    let StoreCommand::Check { store: arg, repair } = c;
+    let store = open_store(&arg).await?;
+    let checked = store.check(repair).await?;
+    let mut text = String::new();
+    for line in &checked.repaired {
+        text.push_str(line);
+        text.push('\n');
     }
-    let path = path.clone();
-    let store = tokio::task::spawn_blocking(move || FileStore::open(path))
-        .await
-        .map_err(|e| Failure::failed(e.to_string()))??;
-    let problems = store.check()?;
-    let cluster = store.cluster().await?;
-    let live = cluster.routes().filter(|r| r.is_live()).count();
-    if problems.is_empty() {
-        print_out(&format!(
+    if checked.problems.is_empty() {
+        let cluster = store.cluster().await?;
+        let live = cluster.routes().filter(|r| r.is_live()).count();
+        text.push_str(&format!(
             "consistent: {} servers, {} routes ({live} live), {} volume claims\n",
             cluster.servers().count(),
             cluster.routes().count(),
             cluster.volumes().count()
-        ))?;
+        ));
+        print_out(&text)?;
         Ok(EXIT_OK)
     } else {
-        let mut text = String::new();
-        for p in &problems {
+        for p in &checked.problems {
             text.push_str(p);
             text.push('\n');
         }
         print_out(&text)?;
-        Err(Failure::error(format!("{} problems found", problems.len())))
+        Err(Failure::error(format!(
+            "{} problems found",
+            checked.problems.len()
+        )))
     }
 }

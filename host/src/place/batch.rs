@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{PlaceError, Placed};
+use super::{replay, PlaceError, Placed};
 use crate::engine::{Decided, Engine, EngineError};
 use crate::store::file::FileStore;
 use crate::store::{Cause, Saved, StoreError};
@@ -90,9 +90,20 @@ fn run_jobs(store: &FileStore, engine: &dyn Engine, mut jobs: Vec<Job>, max_retr
         let saved = store.write_batch(&mut slots, |slot, cluster| {
             let decided = engine.decide(cluster, slot.request);
             let route = match &decided {
-                Ok(d) if !d.is_error() => d.route.clone(),
+                Ok(d) if !d.is_error() => d
+                    .route
+                    .clone()
+                    .map(|r| (r, Some(replay::answer_for(slot.request, d)))),
                 _ => None,
             };
+            // Checked before the save: one that failed would end the batch.
+            if let Some((r, answer)) = &route {
+                let max = crate::store::storable::MAX_SAVE_OPS;
+                if let Err(u) = crate::store::storable::check(r, answer.as_ref(), max) {
+                    slot.decided = Some(Ok(replay::unstorable(u.path, u.reason)));
+                    return None;
+                }
+            }
             slot.decided = Some(decided);
             route
         });
@@ -123,6 +134,17 @@ fn run_jobs(store: &FileStore, engine: &dyn Engine, mut jobs: Vec<Job>, max_retr
                     "the batch ended before this place was decided",
                 ))),
                 (Some(Err(e)), _) => Err(e.into()),
+                // After the commit, so that a retry batched with the place
+                // it repeats finds that place's answer.
+                (Some(Ok(decided)), None) if replay::is_name_in_use(&decided) => {
+                    let replayed = replay_now(store, &job.request);
+                    Ok(Placed {
+                        saved: replayed.is_some(),
+                        decided: replayed.unwrap_or(decided),
+                        retries,
+                        conflicts: job.conflicts,
+                    })
+                }
                 (Some(Ok(decided)), None | Some(Saved::Saved)) => {
                     let saved = decided.route.is_some() && !decided.is_error();
                     Ok(Placed {
@@ -149,4 +171,11 @@ fn run_jobs(store: &FileStore, engine: &dyn Engine, mut jobs: Vec<Job>, max_retr
         }
         jobs = again;
     }
+}
+
+/// [`replay::replay`] from the placer's own thread.
+fn replay_now(store: &FileStore, request: &Value) -> Option<Decided> {
+    let answer = store.answer_now(replay::name_of(request)?).ok()??;
+    let cluster = store.cluster_now().ok()?;
+    replay::replayed(answer, &cluster, request)
 }

@@ -34,6 +34,7 @@ use crate::store::{Saved, Store, StoreError};
 
 mod batch;
 mod placer;
+mod replay;
 #[cfg(test)]
 mod tests;
 
@@ -140,6 +141,16 @@ pub async fn place<S: Store, E: Engine + ?Sized>(
             // The Arc is dropped here, before the save, so the store can
             // update its cache in place.
         };
+        if replay::is_name_in_use(&decided) {
+            if let Some(saved) = replay::replay(store, request).await {
+                return Ok(Placed {
+                    decided: saved,
+                    saved: true,
+                    retries: conflicts.len() as u32,
+                    conflicts,
+                });
+            }
+        }
         let Some(route) = decided.route.as_ref().filter(|_| !decided.is_error()) else {
             return Ok(Placed {
                 decided,
@@ -148,7 +159,19 @@ pub async fn place<S: Store, E: Engine + ?Sized>(
                 conflicts,
             });
         };
-        match store.save_decision(route).await? {
+        let answer = replay::answer_for(request, &decided);
+        let saved = match store.save_answered(route, Some(&answer)).await {
+            Err(StoreError::Unstorable { path, reason }) => {
+                return Ok(Placed {
+                    decided: replay::unstorable(path, reason),
+                    saved: false,
+                    retries: conflicts.len() as u32,
+                    conflicts,
+                })
+            }
+            other => other?,
+        };
+        match saved {
             Saved::Saved => {
                 return Ok(Placed {
                     decided,

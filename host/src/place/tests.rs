@@ -33,7 +33,14 @@ impl Store for Raced {
     async fn remove_server(&self, hostname: &str) -> Result<bool, StoreError> {
         self.inner.remove_server(hostname).await
     }
-    async fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
+    async fn answer(&self, name: &str) -> Result<Option<crate::store::Answer>, StoreError> {
+        self.inner.answer(name).await
+    }
+    async fn save_answered(
+        &self,
+        route: &Route,
+        answer: Option<&crate::store::Answer>,
+    ) -> Result<Saved, StoreError> {
         let left = self.races.load(Ordering::SeqCst);
         if left > 0 {
             self.races.store(left - 1, Ordering::SeqCst);
@@ -42,7 +49,7 @@ impl Store for Raced {
             rival.service = "rival".into();
             assert_eq!(self.inner.save_decision(&rival).await?, Saved::Saved);
         }
-        self.inner.save_decision(route).await
+        self.inner.save_answered(route, answer).await
     }
     async fn remove_route(&self, name: &str) -> Result<Option<Route>, StoreError> {
         self.inner.remove_route(name).await
@@ -185,11 +192,14 @@ async fn the_placer_batches_concurrent_places_as_if_one_after_another() {
                 tokio::spawn(async move { p.place(r).await })
             })
             .collect();
-        // The same name twice in flight: one is placed, the other is
-        // decided after it and refused.
+        // The same name twice in flight with different containers: one is
+        // placed, the other is decided after it and refused (the same
+        // request twice would be a retry, answered alike: see `replay`).
         let twins: Vec<_> = (0..2)
-            .map(|_| {
-                let (p, r) = (placer.clone(), req("twin.1".into()));
+            .map(|i| {
+                let mut r = req("twin.1".into());
+                r["container"]["Image"] = json!(format!("w{i}"));
+                let p = placer.clone();
                 tokio::spawn(async move { p.place(r).await })
             })
             .collect();

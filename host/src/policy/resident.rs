@@ -83,9 +83,16 @@ impl Resident {
             .volumes()
             .map(|(v, s)| (v.to_string(), json!(s)))
             .collect();
+        let mut claimed = serde_json::Map::new();
+        for (hostname, port) in cluster.claimed_ports() {
+            let ports = claimed.entry(hostname).or_insert_with(|| json!([]));
+            if let Value::Array(ports) = ports {
+                ports.push(json!(port));
+            }
+        }
         let head = json!({
             "inventory": cluster.servers().map(flocker_core::Server::to_value).collect::<Vec<_>>(),
-            "routes": {"containers": {}, "volumes": volumes},
+            "routes": {"containers": {}, "volumes": volumes, "claimed_ports": claimed},
         });
         let mut resident = Resident::from_json(policy, head.to_string().as_bytes())?;
         let routes: Vec<_> = cluster.routes().collect();

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use flocker_core::{Change, Cluster, Route, Server};
 use tokio::sync::broadcast;
 
+use super::check::Checked;
 use super::etcd::{EtcdConfig, EtcdStore};
 use super::file::FileStore;
 use super::url::StoreUrl;
-use super::{PolicyRecord, Prune, Released, Saved, Store, StoreError};
+use super::{Answer, PolicyRecord, Prune, Released, Saved, Store, StoreError};
 
 /// The embedded file store or etcd, behind the one [`Store`] trait.
 pub enum AnyStore {
@@ -39,6 +40,20 @@ impl AnyStore {
             }
         }
         AnyStore::open(url).await
+    }
+
+    /// `flocker store check`: what disagrees in the records, after
+    /// deleting (with `repair`) the port claims no live route explains.
+    pub async fn check(&self, repair: bool) -> Result<Checked, StoreError> {
+        match self {
+            AnyStore::File(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.check_repair(repair))
+                    .await
+                    .map_err(|e| StoreError::unavailable_by("store task failed", e))?
+            }
+            AnyStore::Etcd(s) => s.check_repair(repair).await,
+        }
     }
 
     /// Opens (file, created when missing) or connects to (etcd) the store a
@@ -85,8 +100,16 @@ impl Store for AnyStore {
         each!(self, s => s.remove_server(hostname).await)
     }
 
-    async fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
-        each!(self, s => s.save_decision(route).await)
+    async fn save_answered(
+        &self,
+        route: &Route,
+        answer: Option<&Answer>,
+    ) -> Result<Saved, StoreError> {
+        each!(self, s => s.save_answered(route, answer).await)
+    }
+
+    async fn answer(&self, name: &str) -> Result<Option<Answer>, StoreError> {
+        each!(self, s => s.answer(name).await)
     }
 
     async fn remove_route(&self, name: &str) -> Result<Option<Route>, StoreError> {

@@ -8,15 +8,19 @@ use std::sync::Arc;
 
 use flocker_core::{Cluster, Route, Server};
 
+pub use answer::Answer;
 pub use prune::{Prune, Released};
 
 // Submodules: `file` (embedded redb store), `etcd` (etcd store with a
 // watch-fed cache), `url` (parsing `--store`). Each owner adds its line.
 
+pub mod answer;
 pub mod any;
+pub mod check;
 pub mod etcd;
 pub mod file;
 pub mod prune;
+pub mod storable;
 pub mod url;
 
 /// Why a store call failed.
@@ -38,6 +42,11 @@ pub enum StoreError {
     /// what to fix; never holds a password.
     #[error("{what}")]
     Denied { what: String },
+    /// The save cannot be stored by either store, and asking again will
+    /// not change that (a `/` in a key segment, more claims or bytes than
+    /// one transaction holds; see [`storable`]): the request is invalid.
+    #[error("{path}: {reason}")]
+    Unstorable { path: String, reason: String },
     /// A record in the store is not what SPEC section 5 says it is.
     #[error("corrupt record at {key}: {reason}")]
     Corrupt { key: String, reason: String },
@@ -150,10 +159,27 @@ pub trait Store: Send + Sync {
     fn save_decision(
         &self,
         route: &Route,
+    ) -> impl Future<Output = Result<Saved, StoreError>> + Send {
+        self.save_answered(route, None)
+    }
+
+    /// [`Store::save_decision`], writing in the same transaction the
+    /// answer given for the route (`/routes/answers/<name>`), which stays
+    /// until the route is removed: a place asked again after its answer
+    /// was lost gets it back ([`Store::answer`]).
+    fn save_answered(
+        &self,
+        route: &Route,
+        answer: Option<&Answer>,
     ) -> impl Future<Output = Result<Saved, StoreError>> + Send;
 
-    /// Marks the route removed and frees its port claims (volume claims
-    /// stay: the data is still on that server); returns the route as it
+    /// The answer saved with the live route of `name`, if there is one.
+    fn answer(&self, name: &str)
+        -> impl Future<Output = Result<Option<Answer>, StoreError>> + Send;
+
+    /// Marks the route removed, frees its port claims and forgets its
+    /// answer (volume claims stay: the data is still on that server);
+    /// returns the route as it
     /// was, or None when there was none.
     fn remove_route(
         &self,

@@ -254,3 +254,43 @@ async fn a_hung_member_is_left_by_requests_and_by_the_watch() {
     let raw = etcd.client().await;
     assert!(audit(&raw, PREFIX).await.problems.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_place_whose_answer_was_lost_gets_the_saved_decision_when_asked_again() {
+    use flocker_host::engine::Native;
+    use flocker_host::place::Placer;
+    use flocker_host::store::any::AnyStore;
+    use flocker_tests::etcd::{dump, Mute};
+
+    let etcd = Etcd::start();
+    let mute = Mute::start(&etcd.endpoint(0)).await;
+    let store = EtcdStore::connect(config(vec![mute.endpoint()], "/f9"))
+        .await
+        .expect("connect through the forwarder");
+    store.put_servers(&servers(2)).await.unwrap();
+    let store = Arc::new(AnyStore::Etcd(Box::new(store)));
+    let placer = Placer::new(store.clone(), Arc::new(Native), 8, 1).unwrap();
+
+    // The transaction reaches etcd; its answer never comes back.
+    mute.mute();
+    let lost = placer.place(web("web.1")).await;
+    assert!(lost.is_err(), "{lost:?}");
+    mute.heal();
+    let raw = etcd.client().await;
+    let keys = dump(&raw, "/f9").await;
+    let saved: Value = serde_json::from_str(&keys["/f9/routes/containers/web.1"])
+        .expect("the lost place was applied");
+
+    // Asked again, the same request gets the decision that was saved.
+    let again = placer.place(web("web.1")).await.expect("retry");
+    assert!(!again.decided.is_error(), "{}", again.decided.output);
+    assert_eq!(again.decided.output["route"], saved);
+    let third = placer.place(web("web.1")).await.expect("retry again");
+    assert_eq!(third.decided.output, again.decided.output);
+    // Another request for the taken name is still refused.
+    let mut other = web("web.1");
+    other["container"]["Image"] = json!("httpd");
+    let refused = placer.place(other).await.unwrap();
+    assert_eq!(refused.decided.error_kind.as_deref(), Some("name_in_use"));
+    assert!(audit(&raw, "/f9").await.problems.is_empty());
+}

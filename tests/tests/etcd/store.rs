@@ -657,6 +657,8 @@ async fn a_route_with_more_claims_than_one_transaction_allows_is_refused_whole()
     .unwrap();
     let e = s.save_decision(&r).await.unwrap_err();
     assert!(e.to_string().contains("--max-txn-ops"), "{e}");
+    // Asking again would not help: the request is invalid, not the store down.
+    assert!(matches!(e, StoreError::Unstorable { .. }), "{e:?}");
     let raw = etcd.client().await;
     assert!(dump(&raw, PREFIX)
         .await
@@ -684,4 +686,103 @@ async fn a_request_etcd_refuses_fails_at_once_with_its_reason() {
     );
     assert!(e.to_string().contains("too large"), "{e}");
     assert_eq!(s.cluster().await.unwrap().servers().count(), 0);
+}
+
+/// The host port a place of `name` got, with no save lost on the way.
+async fn placed_port(s: &EtcdStore, name: &str) -> u16 {
+    let placed = place(s, &web(name), 8).await.expect("place");
+    assert_eq!(placed.retries, 0, "{name}: {:?}", placed.conflicts);
+    placed
+        .decision
+        .expect("decision")
+        .route
+        .expect("route")
+        .host_ports[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_port_claim_is_seen_by_decisions_and_repaired_by_check() {
+    let etcd = Etcd::start();
+    let raw = etcd.client().await;
+    let mut kv = raw.kv_client();
+    store(&etcd).await.put_servers(&servers(1)).await.unwrap();
+    // Claims no route explains: one there before the cache loads...
+    kv.put("/flocker/ports/n1/20000", "ghost.1", None)
+        .await
+        .unwrap();
+    let s = store(&etcd).await;
+    assert_eq!(placed_port(&s, "web.1").await, 20001);
+    // ...one written while it follows...
+    let put = kv
+        .put("/flocker/ports/n1/20002", "ghost.2", None)
+        .await
+        .unwrap();
+    assert!(s.wait_for_revision(put.header().unwrap().revision()).await);
+    assert_eq!(placed_port(&s, "web.2").await, 20003);
+    // ...and the claim of a live route deleted behind the store's back.
+    let del = kv
+        .delete("/flocker/routes/containers/web.1", None)
+        .await
+        .unwrap();
+    assert!(s.wait_for_revision(del.header().unwrap().revision()).await);
+    assert_eq!(placed_port(&s, "web.3").await, 20004);
+
+    let found = s.check_repair(false).await.unwrap();
+    assert_eq!(found.problems.len(), 3, "{found:?}");
+    assert!(
+        found.problems.iter().all(|p| p.contains("no live route")),
+        "{found:?}"
+    );
+    assert!(found.repaired.is_empty());
+    let repaired = s.check_repair(true).await.unwrap();
+    assert_eq!(repaired.repaired.len(), 3, "{repaired:?}");
+    assert!(repaired.problems.is_empty(), "{repaired:?}");
+    let keys = dump(&raw, PREFIX).await;
+    assert!(!keys.contains_key("/flocker/ports/n1/20000"), "{keys:?}");
+    assert_eq!(keys["/flocker/ports/n1/20003"], "web.2");
+    assert!(audit(&raw, PREFIX).await.problems.is_empty());
+    // The repaired ports are free again for decisions.
+    assert_eq!(placed_port(&s, "web.5").await, 20000);
+    assert_eq!(placed_port(&s, "web.6").await, 20001);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_store_cannot_hold_is_invalid_request_on_both() {
+    use flocker_host::engine::Native;
+    use flocker_host::place::Placer;
+    use flocker_host::store::any::AnyStore;
+    use flocker_host::store::file::FileStore;
+    use std::sync::Arc;
+
+    let etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = FileStore::open(dir.path().join("s.redb")).unwrap();
+    let stores = [
+        Arc::new(AnyStore::Etcd(Box::new(store(&etcd).await))),
+        Arc::new(AnyStore::File(file)),
+    ];
+    let slash = json!({"name": "db.1", "container": {"Image": "pg",
+        "HostConfig": {"Binds": ["a/b:/data"]}}});
+    let huge = json!({"name": "big.1", "container": {"Image": "x",
+        "Env": [format!("BLOB={}", "x".repeat(1_600_000))]}});
+    for s in &stores {
+        s.put_servers(&servers(1)).await.unwrap();
+        let placer = Placer::new(s.clone(), Arc::new(Native), 8, 1).unwrap();
+        for request in [&slash, &huge] {
+            let placed = placer
+                .place(request.clone())
+                .await
+                .expect("an answer, not an error");
+            assert_eq!(
+                placed.decided.error_kind.as_deref(),
+                Some("invalid_request"),
+                "{}: {}",
+                s.kind(),
+                placed.decided.output
+            );
+            assert!(!placed.saved);
+        }
+        let cluster = s.cluster().await.unwrap();
+        assert_eq!(cluster.routes().count(), 0, "{}", s.kind());
+    }
 }

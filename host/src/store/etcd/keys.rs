@@ -15,6 +15,8 @@ pub(super) enum Kind<'a> {
     Server(&'a str),
     Route(&'a str),
     Volume(&'a str),
+    /// `P/ports/<hostname>/<port>`: hostname and port.
+    Port(&'a str, u16),
     PolicyActive,
     Other,
 }
@@ -53,11 +55,17 @@ impl Keys {
     pub(super) fn route(&self, name: &str) -> String {
         format!("{}/routes/containers/{name}", self.prefix)
     }
+    pub(super) fn answer(&self, name: &str) -> String {
+        format!("{}/routes/answers/{name}", self.prefix)
+    }
     pub(super) fn volumes(&self) -> String {
         format!("{}/routes/volumes/", self.prefix)
     }
     pub(super) fn volume(&self, volume: &str) -> String {
         format!("{}/routes/volumes/{volume}", self.prefix)
+    }
+    pub(super) fn ports(&self) -> String {
+        format!("{}/ports/", self.prefix)
     }
     pub(super) fn port(&self, server: &str, port: u16) -> String {
         format!("{}/ports/{server}/{port}", self.prefix)
@@ -92,6 +100,8 @@ impl Keys {
             Kind::Route(n)
         } else if let Some(v) = rest.strip_prefix("/routes/volumes/").filter(|n| named(n)) {
             Kind::Volume(v)
+        } else if let Some((h, p)) = rest.strip_prefix("/ports/").and_then(parse_port_key) {
+            Kind::Port(h, p)
         } else if rest == "/policy/active" {
             Kind::PolicyActive
         } else {

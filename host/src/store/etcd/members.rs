@@ -87,11 +87,22 @@ impl Members {
     /// member that lost its leader is sent again once another is elected.
     /// Two whole rounds of refused connections end it at once: etcd is
     /// down. The flag says whether an earlier attempt may have been applied.
-    pub(super) async fn call<T, F, Fut>(
+    pub(super) async fn call<T, F, Fut>(&self, what: &str, op: F) -> Result<(T, bool), StoreError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.call_flagged(what, op).await.map_err(|(e, _)| e)
+    }
+
+    /// [`Members::call`], whose error also says whether an attempt may
+    /// have been applied (an answer was lost), so that a save can read
+    /// back whether it was.
+    pub(super) async fn call_flagged<T, F, Fut>(
         &self,
         what: &str,
         mut op: F,
-    ) -> Result<(T, bool), StoreError>
+    ) -> Result<(T, bool), (StoreError, bool)>
     where
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -119,7 +130,7 @@ impl Members {
                     // A certificate or a password is refused the same way
                     // by every member and on every attempt.
                     if let Some(d) = denied(&self.config, what, &e) {
-                        return Err(d);
+                        return Err((d, maybe));
                     }
                     if !self.answered.load(Ordering::Relaxed) {
                         if let Some((sure, why)) = early_close(&self.config, &e) {
@@ -134,10 +145,13 @@ impl Members {
                         Failed::NotApplied => {}
                         Failed::Maybe => maybe = true,
                         Failed::Refusal => {
-                            return Err(StoreError::unavailable(format!(
-                                "etcd refused {what}: {}",
-                                status_message(&e)
-                            )))
+                            return Err((
+                                StoreError::unavailable(format!(
+                                    "etcd refused {what}: {}",
+                                    status_message(&e)
+                                )),
+                                maybe,
+                            ))
                         }
                     }
                     last = e.to_string();
@@ -160,7 +174,7 @@ impl Members {
                 (tried, refused, early) = (0, 0, 0);
                 if early_rounds >= 2 {
                     if let Some((_, what)) = early_why.take() {
-                        return Err(StoreError::Denied { what });
+                        return Err((StoreError::Denied { what }, maybe));
                     }
                 }
                 if refused_rounds >= 2 || (spent >= timeout && attempt >= 2) {
@@ -172,7 +186,7 @@ impl Members {
                 break;
             }
         }
-        Err(unavailable(&self.config, what, last))
+        Err((unavailable(&self.config, what, last), maybe))
     }
 
     pub(super) async fn txn(
@@ -180,7 +194,16 @@ impl Members {
         what: &str,
         txn: Txn,
     ) -> Result<(TxnResponse, bool), StoreError> {
-        self.call(what, |c| {
+        self.txn_flagged(what, txn).await.map_err(|(e, _)| e)
+    }
+
+    /// [`Members::txn`] with [`Members::call_flagged`]'s error.
+    pub(super) async fn txn_flagged(
+        &self,
+        what: &str,
+        txn: Txn,
+    ) -> Result<(TxnResponse, bool), (StoreError, bool)> {
+        self.call_flagged(what, |c| {
             let txn = txn.clone();
             async move { kv(&c).txn(txn).await }
         })

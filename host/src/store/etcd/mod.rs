@@ -9,6 +9,7 @@
 //! | `P/inventory/<hostname>` | server record (JSON) |
 //! | `P/routes/containers/<name>` | route record (JSON) |
 //! | `P/routes/volumes/<volume>` | hostname holding the volume |
+//! | `P/routes/answers/<name>` | `{digest, output}`: the answer the live route was saved with (not cached; read on `name_in_use`) |
 //! | `P/ports/<hostname>/<port>` | name of the container holding the host port |
 //! | `P/policy/modules/<digest>` | `{"size": bytes, "chunks": n}`, written last, so a module is complete once it exists |
 //! | `P/policy/modules/<digest>/<0000n>` | the module bytes, in chunks of at most 1 MiB (etcd refuses requests over 1.5 MiB) |
@@ -98,8 +99,9 @@ use flocker_core::{Change, Cluster, Route, Server};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
+use super::check::{claim_explained, parse_port_key, Checked};
 use super::{
-    active_changed, named_volumes, PolicyRecord, Prune, Released, Saved, Store, StoreError,
+    active_changed, named_volumes, Answer, PolicyRecord, Prune, Released, Saved, Store, StoreError,
 };
 
 mod config;
@@ -123,12 +125,16 @@ use records::*;
 mod watcher;
 #[allow(unused_imports)]
 use watcher::*;
+mod claims;
+#[allow(unused_imports)]
+use claims::*;
 mod ops;
 #[allow(unused_imports)]
 use ops::*;
 mod access;
 #[allow(unused_imports)]
 use access::*;
+mod check;
 mod inventory;
 mod prune;
 #[cfg(test)]

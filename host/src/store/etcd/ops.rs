@@ -32,25 +32,23 @@ impl Store for EtcdStore {
         self.remove_server_known(hostname).await
     }
 
-    async fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
-        check_name("route name", &route.name)?;
-        check_name("route server", &route.server)?;
-        for v in named_volumes(route) {
-            check_name("volume name", v)?;
-        }
-        let plan = match self.plan(route) {
+    async fn answer(&self, name: &str) -> Result<Option<Answer>, StoreError> {
+        check_name("route name", name)?;
+        let key = self.keys.answer(name);
+        let kvs = self.get("read answer", key.clone(), None).await?;
+        kvs.first().map(|kv| parse_answer(&key, kv)).transpose()
+    }
+
+    async fn save_answered(
+        &self,
+        route: &Route,
+        answer: Option<&Answer>,
+    ) -> Result<Saved, StoreError> {
+        crate::store::storable::check(route, answer, self.config.max_txn_ops)?;
+        let plan = match self.plan(route, answer) {
             Ok(p) => p,
             Err(conflict) => return Ok(conflict),
         };
-        let limit = self.config.max_txn_ops;
-        if plan.compares.len() > limit || plan.puts.len() > limit || plan.checks.len() > limit {
-            return Err(StoreError::unavailable(format!(
-                "route {} needs {} checks in one transaction and etcd allows {limit} \
-                 (its --max-txn-ops); nothing was written",
-                route.name,
-                plan.compares.len()
-            )));
-        }
         let reads: Vec<TxnOp> = plan
             .checks
             .iter()
@@ -65,7 +63,19 @@ impl Store for EtcdStore {
             shared: &self.shared,
             id: self.shared.write().add_pending(route),
         };
-        let (resp, maybe) = self.members.txn("save decision", txn).await?;
+        let (resp, maybe) = match self.members.txn_flagged("save decision", txn).await {
+            Ok(answered) => answered,
+            Err((e, maybe)) => {
+                // No answer, but an attempt may have been applied: if the
+                // route key holds exactly this save's route, it was (the
+                // transaction is whole or absent).
+                if maybe && self.read_back(route, &route_json).await {
+                    drop(in_flight);
+                    return Ok(Saved::Saved);
+                }
+                return Err(e);
+            }
+        };
         if resp.succeeded() {
             // The overlay stays until the watch has brought the route.
             self.settle(header_revision(&resp)).await;
@@ -133,6 +143,7 @@ impl Store for EtcdStore {
                 super::super::prune::removed_record(&route, super::super::prune::now_secs()),
                 None,
             ));
+            ops.push(TxnOp::delete(self.keys.answer(name), None));
             let txn = Txn::new()
                 .when(vec![Compare::mod_revision(
                     key.clone(),

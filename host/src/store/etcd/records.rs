@@ -86,6 +86,14 @@ pub(super) fn parse_policy_record(kv: &KeyValue) -> Result<PolicyRecord, StoreEr
     })
 }
 
+pub(super) fn parse_answer(key: &str, kv: &KeyValue) -> Result<Answer, StoreError> {
+    let text = kv.value_str().map_err(|_| StoreError::Corrupt {
+        key: key.to_string(),
+        reason: "value is not UTF-8".into(),
+    })?;
+    Answer::from_text(key, text)
+}
+
 pub(super) fn check_name(what: &str, name: &str) -> Result<(), StoreError> {
     if name.is_empty() || name.contains('/') {
         return Err(StoreError::Corrupt {

@@ -48,7 +48,7 @@ pub(super) enum Check {
 }
 
 impl EtcdStore {
-    pub(super) fn plan(&self, route: &Route) -> Result<Plan, Saved> {
+    pub(super) fn plan(&self, route: &Route, answer: Option<&Answer>) -> Result<Plan, Saved> {
         let cache = self.shared.read();
         let name = &route.name;
         let route_key = self.keys.route(name);
@@ -111,11 +111,34 @@ impl EtcdStore {
             }
         }
         puts.push(TxnOp::put(route_key, route.to_value().to_string(), None));
+        let answer_key = self.keys.answer(name);
+        puts.push(match answer {
+            Some(a) => TxnOp::put(answer_key, a.to_text(), None),
+            // An answer of an earlier life of the name is not this one.
+            None => TxnOp::delete(answer_key, None),
+        });
         Ok(Plan {
             compares,
             puts,
             checks,
         })
+    }
+
+    /// After a save whose every attempt went unanswered: whether the route
+    /// key holds exactly this save's route (then it was applied: the
+    /// transaction is whole or absent). A failed read says no.
+    pub(super) async fn read_back(&self, route: &Route, route_json: &str) -> bool {
+        let key = self.keys.route(&route.name);
+        let Ok(kvs) = self.get("read back route", key, None).await else {
+            return false;
+        };
+        match kvs.first().filter(|kv| kv.value() == route_json.as_bytes()) {
+            Some(kv) => {
+                self.settle(kv.mod_revision()).await;
+                true
+            }
+            None => false,
+        }
     }
 
     pub(super) fn check_key(&self, route: &Route, check: &Check) -> String {

@@ -9,7 +9,10 @@ fn keys_follow_spec_section_5_under_a_prefix() {
     assert_eq!(k.port("n1", 20000), "/flocker/ports/n1/20000");
     assert_eq!(k.kind("/flocker/routes/containers/a.1"), Kind::Route("a.1"));
     assert_eq!(k.kind("/flocker/inventory/n1"), Kind::Server("n1"));
-    assert_eq!(k.kind("/flocker/ports/n1/20000"), Kind::Other);
+    assert_eq!(k.kind("/flocker/ports/n1/20000"), Kind::Port("n1", 20000));
+    assert_eq!(k.kind("/flocker/ports/n1/x"), Kind::Other);
+    assert_eq!(k.answer("a.1"), "/flocker/routes/answers/a.1");
+    assert_eq!(k.kind("/flocker/routes/answers/a.1"), Kind::Other);
     assert_eq!(k.kind("/flockerx/inventory/n1"), Kind::Other);
     let none = Keys::new("");
     assert_eq!(none.server("n1"), "/inventory/n1");

@@ -11,16 +11,29 @@ pub(super) async fn load(members: &Members, keys: &Keys) -> Result<Snapshot, Sto
         TxnOp::get(keys.routes(), Some(GetOptions::new().with_prefix())),
         TxnOp::get(keys.volumes(), Some(GetOptions::new().with_prefix())),
         TxnOp::get(keys.active(), None),
+        TxnOp::get(keys.ports(), Some(GetOptions::new().with_prefix())),
     ]);
     let (resp, _) = members.txn("read state", txn).await?;
     let revision = header_revision(&resp);
     let mut cluster = Cluster::new();
     let mut cache = Cache::new();
+    let mut claims = Vec::new();
     for kvs in txn_gets(&resp) {
         for item in &kvs {
-            if let Some(change) = read_put(keys, item, &mut cache) {
+            if let Some((server, port)) = port_of(keys, item) {
+                claims.push((
+                    server,
+                    port,
+                    String::from_utf8_lossy(item.value()).into_owned(),
+                ));
+            } else if let Some(change) = read_put(keys, item, &mut cache) {
                 cluster.apply_change(change);
             }
+        }
+    }
+    for (server, port, holder) in claims {
+        if !claim_explained(&cluster, &server, port, &holder) {
+            cluster.apply_change(Change::ClaimPort { server, port });
         }
     }
     cache.cluster = Arc::new(cluster);
@@ -60,7 +73,7 @@ pub(super) fn read_put(keys: &Keys, kv: &KeyValue, cache: &mut Cache) -> Option<
             cache.active_policy = Some(text.to_string());
             return None;
         }
-        Kind::Other => return None,
+        Kind::Port(..) | Kind::Other => return None,
     };
     match parsed {
         Ok(change) => {
@@ -96,7 +109,7 @@ pub(super) fn read_delete(keys: &Keys, kv: &KeyValue, cache: &mut Cache) -> Opti
             cache.active_policy = None;
             None
         }
-        Kind::Other => None,
+        Kind::Port(..) | Kind::Other => None,
     }
 }
 
@@ -305,16 +318,36 @@ pub(super) async fn watch_once(
         let mut policy_touched = false;
         {
             let mut cache = shared.write();
+            // Port claims are not in the cluster, only the ones no live
+            // route explains; which those are is known after the batch.
+            let mut touched = BTreeMap::new();
+            let mut gone_live = Vec::new();
             for ev in events {
                 let Some(kv) = ev.kv() else { continue };
                 last = last.max(kv.mod_revision());
                 if keys.kind(kv.key_str().unwrap_or("")) == Kind::PolicyActive {
                     policy_touched = true;
                 }
+                if let Some(at) = port_of(keys, kv) {
+                    let holder = (ev.event_type() == EventType::Put)
+                        .then(|| String::from_utf8_lossy(kv.value()).into_owned());
+                    touched.insert(at, holder);
+                    continue;
+                }
                 let change = match ev.event_type() {
                     EventType::Put => read_put(keys, kv, &mut cache),
                     EventType::Delete => read_delete(keys, kv, &mut cache),
                 };
+                if let Some(Change::DeleteRoute { name } | Change::SaveRoute(Route { name, .. })) =
+                    &change
+                {
+                    // A live route replaced, deleted or turned unreadable
+                    // leaves its claims in etcd unless this batch deletes
+                    // them: they are orphans unless a route explains them.
+                    if let Some(r) = cache.stored_route(name).filter(|r| r.is_live()) {
+                        gone_live.push(r.clone());
+                    }
+                }
                 if let Some(c) = change {
                     changes.push(c);
                 }
@@ -322,6 +355,18 @@ pub(super) async fn watch_once(
             for c in &changes {
                 cache.apply_stored(c);
             }
+            for r in gone_live {
+                for p in &r.host_ports {
+                    touched
+                        .entry((r.server.clone(), *p))
+                        .or_insert_with(|| Some(r.name.clone()));
+                }
+            }
+            let claims = claim_changes(&cache.cluster, touched);
+            for c in &claims {
+                cache.apply_stored(c);
+            }
+            changes.extend(claims);
         }
         for c in changes {
             let _ = shared.changes.send(c);

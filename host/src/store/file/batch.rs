@@ -4,11 +4,15 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// What a batch's `decide` returns for one item: the route to save and
+/// the answer to keep beside it, or None to save nothing.
+pub type ToSave = Option<(Route, Option<Answer>)>;
+
 impl FileStore {
     /// Runs one write transaction (one fsync) over the cluster as it is
     /// when the transaction starts: `decide` is called for each item in
-    /// turn with the cached cluster and returns the route to save, or None
-    /// to save nothing; each route is saved (with the checks of
+    /// turn with the cached cluster and returns the route to save (with
+    /// the answer to keep beside it), or None to save nothing; each route is saved (with the checks of
     /// [`Store::save_decision`]) before the next item is decided, so every
     /// item sees the ones before it. Returns what each save came to.
     ///
@@ -27,7 +31,7 @@ impl FileStore {
     pub fn write_batch<T>(
         &self,
         items: &mut [T],
-        mut decide: impl FnMut(&mut T, &Arc<Cluster>) -> Option<Route>,
+        mut decide: impl FnMut(&mut T, &Arc<Cluster>) -> ToSave,
     ) -> Result<Vec<Option<Saved>>, StoreError> {
         self.inner.write_batch(items, &mut decide)
     }
@@ -37,7 +41,7 @@ impl Inner {
     pub(super) fn write_batch<T>(
         &self,
         items: &mut [T],
-        decide: &mut dyn FnMut(&mut T, &Arc<Cluster>) -> Option<Route>,
+        decide: &mut dyn FnMut(&mut T, &Arc<Cluster>) -> ToSave,
     ) -> Result<Vec<Option<Saved>>, StoreError> {
         let txn = self.begin_write()?;
         let start = self.generation_in_write(&txn)?;
@@ -60,11 +64,11 @@ impl Inner {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut changes = Vec::new();
         for item in items.iter_mut() {
-            let Some(route) = decide(item, &cache.cluster) else {
+            let Some((route, answer)) = decide(item, &cache.cluster) else {
                 outcomes.push(None);
                 continue;
             };
-            let (saved, made) = match self.save_in(&txn, &route) {
+            let (saved, made) = match self.save_in(&txn, &route, answer.as_ref()) {
                 Ok(x) => x,
                 Err(e) => {
                     cache.generation = 0; // the cache may show this batch: rebuild

@@ -154,6 +154,24 @@ impl Inner {
                 server: v.value().to_string(),
             });
         }
+        // Claims no live route explains still block saves: decisions must
+        // see them. A key that is not `<hostname>/<port>` blocks nothing a
+        // save would write; `store check` reports it.
+        let mut orphans = Vec::new();
+        for item in tried!(self, tried!(self, txn.open_table(PORTS))?.iter())? {
+            let (k, v) = tried!(self, item)?;
+            if let Some((server, port)) = parse_port_key(k.value()) {
+                if !claim_explained(&cluster, server, port, v.value()) {
+                    orphans.push(Change::ClaimPort {
+                        server: server.to_string(),
+                        port,
+                    });
+                }
+            }
+        }
+        for c in orphans {
+            cluster.apply_change(c);
+        }
         Ok(cluster)
     }
 

@@ -9,6 +9,7 @@
 //! | `routes` | container name | route record (JSON) |
 //! | `volumes` | volume | hostname holding it |
 //! | `ports` | `<hostname>/<port>` | container name holding that host port |
+//! | `answers` | container name | `{digest, output}`: the answer its live route was saved with |
 //! | `policy_modules` | sha256 digest | module bytes |
 //! | `policy_history` | push sequence number | `{digest, pushed_at, info}` (JSON) |
 //! | `meta` | `generation`, `policy_active` | change counter, active digest |
@@ -41,8 +42,9 @@ use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+use super::check::{claim_explained, parse_port_key, Checked};
 use super::{
-    active_changed, named_volumes, PolicyRecord, Prune, Released, Saved, Store, StoreError,
+    active_changed, named_volumes, Answer, PolicyRecord, Prune, Released, Saved, Store, StoreError,
 };
 
 macro_rules! tried {
@@ -147,6 +149,7 @@ impl FileStore {
             txn.open_table(ROUTES).map_err(|e| db_err(&path, e))?;
             txn.open_table(VOLUMES).map_err(|e| db_err(&path, e))?;
             txn.open_table(PORTS).map_err(|e| db_err(&path, e))?;
+            txn.open_table(ANSWERS).map_err(|e| db_err(&path, e))?;
             txn.open_table(POLICY_MODULES)
                 .map_err(|e| db_err(&path, e))?;
             txn.open_table(POLICY_HISTORY)
@@ -185,6 +188,33 @@ impl FileStore {
         self.inner.check()
     }
 
+    /// [`FileStore::check`], after deleting (with `repair`) every port
+    /// claim no live route explains, in one write transaction: nothing can
+    /// save over the file in between, so a claim a save just made is never
+    /// taken for an orphan.
+    pub fn check_repair(&self, repair: bool) -> Result<Checked, StoreError> {
+        let repaired = if repair {
+            self.inner.repair()?
+        } else {
+            Vec::new()
+        };
+        Ok(Checked {
+            problems: self.inner.check()?,
+            repaired,
+        })
+    }
+
+    /// [`Store::answer`] without a blocking-pool hop (one small read), for
+    /// the batching placer's thread.
+    pub fn answer_now(&self, name: &str) -> Result<Option<Answer>, StoreError> {
+        self.inner.answer(name)
+    }
+
+    /// [`Store::cluster`] for a caller on a thread of its own.
+    pub fn cluster_now(&self) -> Result<Arc<Cluster>, StoreError> {
+        self.inner.fresh_cluster()
+    }
+
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -218,9 +248,19 @@ impl Store for FileStore {
         self.blocking(move |i| i.remove_server(&hostname)).await
     }
 
-    async fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
+    async fn save_answered(
+        &self,
+        route: &Route,
+        answer: Option<&Answer>,
+    ) -> Result<Saved, StoreError> {
         let route = route.clone();
-        self.blocking(move |i| i.save_decision(&route)).await
+        let answer = answer.cloned();
+        self.blocking(move |i| i.save_decision(&route, answer.as_ref()))
+            .await
+    }
+
+    async fn answer(&self, name: &str) -> Result<Option<Answer>, StoreError> {
+        self.answer_now(name)
     }
 
     async fn remove_route(&self, name: &str) -> Result<Option<Route>, StoreError> {

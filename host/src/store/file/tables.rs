@@ -7,6 +7,7 @@ pub(super) const INVENTORY: TableDefinition<&str, &str> = TableDefinition::new("
 pub(super) const ROUTES: TableDefinition<&str, &str> = TableDefinition::new("routes");
 pub(super) const VOLUMES: TableDefinition<&str, &str> = TableDefinition::new("volumes");
 pub(super) const PORTS: TableDefinition<&str, &str> = TableDefinition::new("ports");
+pub(super) const ANSWERS: TableDefinition<&str, &str> = TableDefinition::new("answers");
 pub(super) const POLICY_MODULES: TableDefinition<&str, &[u8]> =
     TableDefinition::new("policy_modules");
 pub(super) const POLICY_HISTORY: TableDefinition<u64, &str> =

@@ -228,3 +228,43 @@ fn a_new_store_file_is_private_and_an_existing_one_keeps_its_mode() {
     drop(store);
     assert_eq!(mode(&fresh), 0o640);
 }
+
+#[tokio::test]
+async fn an_orphan_port_claim_is_seen_by_decisions_and_repaired() {
+    let dir = tempdir();
+    let path = dir.path().join("s.redb");
+    let store = FileStore::open(&path).unwrap();
+    store.put_servers(&[server("n1")]).await.unwrap();
+    let txn = store.inner.db.begin_write().unwrap();
+    {
+        let mut ports = txn.open_table(PORTS).unwrap();
+        ports.insert("n1/20000", "ghost.1").unwrap();
+        ports.insert("n1/20001", "web.2").unwrap();
+    }
+    txn.commit().unwrap();
+    let web = |name: &str| serde_json::json!({"name": name, "container": {"Image": "nginx", "ExposedPorts": {"80/tcp": {}}}});
+    let store = FileStore::open(&path).unwrap();
+    let cluster = store.cluster().await.unwrap();
+    let d = cluster.decide(&web("web.1")).unwrap();
+    assert_eq!(d.route.as_ref().unwrap().host_ports, vec![20002]);
+    // A save over a claim that names it already takes the claim over.
+    let adopt = route("web.2", "n1", &[20001], &[]);
+    assert_eq!(store.save_decision(&adopt).await.unwrap(), Saved::Saved);
+    assert!(!store.cluster().await.unwrap().is_claimed("n1", 20001));
+    let found = store.check_repair(false).unwrap();
+    assert_eq!(found.problems.len(), 1, "{found:?}");
+    assert!(
+        found.problems[0].contains("n1/20000 names ghost.1"),
+        "{found:?}"
+    );
+    let repaired = store.check_repair(true).unwrap();
+    assert_eq!(repaired.repaired.len(), 1, "{repaired:?}");
+    assert!(repaired.problems.is_empty(), "{repaired:?}");
+    let cluster = store.cluster().await.unwrap();
+    assert!(!cluster.is_claimed("n1", 20000));
+    let d = cluster.decide(&web("web.1")).unwrap();
+    assert_eq!(d.route.as_ref().unwrap().host_ports, vec![20000]);
+    // Another handle follows the repair through the changelog.
+    let other = FileStore::open(&path).unwrap();
+    assert_eq!(other.cluster().await.unwrap().claimed_ports().count(), 0);
+}

@@ -32,8 +32,21 @@ impl Inner {
         })
     }
 
-    pub(super) fn save_decision(&self, route: &Route) -> Result<Saved, StoreError> {
-        self.write(|txn| self.save_in(txn, route))
+    pub(super) fn save_decision(
+        &self,
+        route: &Route,
+        answer: Option<&Answer>,
+    ) -> Result<Saved, StoreError> {
+        self.write(|txn| self.save_in(txn, route, answer))
+    }
+
+    pub(super) fn answer(&self, name: &str) -> Result<Option<Answer>, StoreError> {
+        let txn = self.begin_read()?;
+        let answers = tried!(self, txn.open_table(ANSWERS))?;
+        let Some(text) = tried!(self, answers.get(name))? else {
+            return Ok(None);
+        };
+        Answer::from_text(&format!("answers/{name}"), text.value()).map(Some)
     }
 
     /// Checks and writes one route in `txn` (see [`Store::save_decision`]);
@@ -42,7 +55,10 @@ impl Inner {
         &self,
         txn: &WriteTransaction,
         route: &Route,
+        answer: Option<&Answer>,
     ) -> Result<(Saved, Vec<Change>), StoreError> {
+        // The limits etcd has, so both stores take the same saves.
+        crate::store::storable::check(route, answer, crate::store::storable::MAX_SAVE_OPS)?;
         {
             let mut routes = tried!(self, txn.open_table(ROUTES))?;
             let mut volumes = tried!(self, txn.open_table(VOLUMES))?;
@@ -77,11 +93,19 @@ impl Inner {
                 }
             }
             let live = route.is_live();
+            // The name has no live route, so a claim that names it already
+            // was an orphan: the save explains it from now on.
+            let mut adopted = Vec::new();
             if live {
                 for host in &route.host_ports {
                     let key = port_key(&route.server, *host);
                     if let Some(holder) = tried!(self, ports.get(key.as_str()))? {
-                        if holder.value() != route.name {
+                        if holder.value() == route.name {
+                            adopted.push(Change::ReleasePort {
+                                server: route.server.clone(),
+                                port: *host,
+                            });
+                        } else {
                             return Ok((
                                 Saved::Conflict(format!(
                                     "port {host} on {} is held by {}",
@@ -96,7 +120,21 @@ impl Inner {
             }
             let text = route.to_value().to_string();
             tried!(self, routes.insert(route.name.as_str(), text.as_str()))?;
-            let mut changes = vec![Change::SaveRoute(route.clone())];
+            let mut answers = tried!(self, txn.open_table(ANSWERS))?;
+            match answer {
+                Some(a) => {
+                    tried!(
+                        self,
+                        answers.insert(route.name.as_str(), a.to_text().as_str())
+                    )?;
+                }
+                // An answer of an earlier life of the name is not this one.
+                None => {
+                    tried!(self, answers.remove(route.name.as_str()))?;
+                }
+            }
+            let mut changes = adopted;
+            changes.push(Change::SaveRoute(route.clone()));
             for v in claims {
                 tried!(self, volumes.insert(v, route.server.as_str()))?;
                 changes.push(Change::ClaimVolume {
@@ -127,6 +165,7 @@ impl Inner {
             }
             let text = super::super::prune::removed_record(&old, super::super::prune::now_secs());
             tried!(self, routes.insert(name, text.as_str()))?;
+            tried!(self, tried!(self, txn.open_table(ANSWERS))?.remove(name))?;
             for host in &old.host_ports {
                 let key = port_key(&old.server, *host);
                 let holder = tried!(self, ports.get(key.as_str()))?.map(|h| h.value() == name);

@@ -31,7 +31,13 @@ fn serve_places_decides_and_reports_metrics() {
     let (status, d) = server.post("/v1/place", &web("web.1"));
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["route"]["name"], "web.1");
-    let (status, e) = server.post("/v1/place", &web("web.1"));
+    // The same request again is a retry: it gets the saved decision (F9).
+    let (status, again) = server.post("/v1/place", &web("web.1"));
+    assert_eq!((status, &again), (200, &d));
+    // Another request for the taken name is refused.
+    let mut other = web("web.1");
+    other["container"]["Image"] = json!("httpd");
+    let (status, e) = server.post("/v1/place", &other);
     assert_eq!(status, 422);
     assert_eq!(e["error"]["kind"], "name_in_use");
 
@@ -83,14 +89,14 @@ fn serve_places_decides_and_reports_metrics() {
 
     let m = server.metrics();
     for want in [
-        "flocker_decisions_total{endpoint=\"place\",outcome=\"decision\"} 2",
+        "flocker_decisions_total{endpoint=\"place\",outcome=\"decision\"} 3",
         "flocker_decisions_total{endpoint=\"place\",outcome=\"error\"} 2",
         "flocker_decision_errors_total{endpoint=\"place\",kind=\"name_in_use\"} 1",
         "flocker_decision_errors_total{endpoint=\"place\",kind=\"invalid_body\"} 1",
         // The third went to the roomy server.
         "flocker_decisions_total{endpoint=\"decide\",outcome=\"decision\"} 2",
-        "flocker_decision_seconds_count{endpoint=\"place\"} 4",
-        "flocker_place_saved_total 2",
+        "flocker_decision_seconds_count{endpoint=\"place\"} 5",
+        "flocker_place_saved_total 3",
         "flocker_policy_info{digest=\"native\"",
     ] {
         assert!(m.contains(want), "missing {want:?} in\n{m}");

@@ -4,10 +4,13 @@
 //!   resync, route removal and policy modules.
 //! - `faults`: members lost mid-run.
 //! - `race`: four real `flocker place` processes racing on one etcd.
+//! - `serve`: a burst of places through one `flocker serve` with the
+//!   default engine.
 //! - `auth`: TLS and users: the store and the CLI with the right
 //!   certificate and password, and each refusal.
 
 mod auth;
 mod faults;
 mod race;
+mod serve;
 mod store;

@@ -81,6 +81,11 @@ impl App {
         self.placer.place(request).await
     }
 
+    /// Whether places cannot be made any more (see [`Placer::stopped`]).
+    pub fn placer_stopped(&self) -> bool {
+        self.placer.stopped()
+    }
+
     /// Follows the store's active policy (and the watched file) and swaps
     /// it in; runs until the process ends. Does nothing for the native
     /// engine.

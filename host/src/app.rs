@@ -70,6 +70,7 @@ impl App {
             metrics: Arc::new(Metrics::new(known_kinds())),
         };
         if let Some(host) = &app.policy {
+            host.keep_spare();
             set_policy(&app.metrics, host);
         }
         Ok(app)

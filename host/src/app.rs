@@ -70,6 +70,7 @@ impl App {
             metrics: Arc::new(Metrics::new(known_kinds())),
         };
         if let Some(host) = &app.policy {
+            host.keep_spare();
             set_policy(&app.metrics, host);
         }
         Ok(app)
@@ -79,6 +80,11 @@ impl App {
     /// saves its route.
     pub async fn place(&self, request: Value) -> Result<Placed, PlaceError> {
         self.placer.place(request).await
+    }
+
+    /// Whether places cannot be made any more (see [`Placer::stopped`]).
+    pub fn placer_stopped(&self) -> bool {
+        self.placer.stopped()
     }
 
     /// Follows the store's active policy (and the watched file) and swaps

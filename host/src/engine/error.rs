@@ -26,4 +26,7 @@ pub enum EngineError {
     /// The request could not be written for the module.
     #[error("cannot encode the request: {0}")]
     Encode(#[source] serde_json::Error),
+    /// The thread deciding stopped without an answer (it panicked).
+    #[error("the decision task failed: {0}")]
+    Task(String),
 }

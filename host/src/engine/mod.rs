@@ -6,12 +6,14 @@
 //! The engine knows the store only to read the active module when it
 //! starts; saving is [`crate::place`]'s.
 
+mod blocking;
 mod decided;
 mod error;
 mod native;
 mod open;
 mod wasm;
 
+pub use blocking::decide_blocking;
 pub use decided::Decided;
 pub use error::EngineError;
 pub use native::Native;

@@ -2,9 +2,15 @@
 //! batch is written wait for the next, which is decided and saved in one
 //! transaction ([`FileStore::write_batch`]). Concurrent places cost one
 //! fsync per batch instead of one each, and never conflict with each other.
+//!
+//! A batch that panics (a bug in an engine or the store) fails its own
+//! places and the thread goes on to the next batch; if the thread is gone
+//! anyway, [`Batcher::stopped`] says so (`/healthz` answers 503).
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -19,6 +25,7 @@ use crate::store::{Cause, Saved, StoreError};
 #[derive(Clone)]
 pub(super) struct Batcher {
     jobs: mpsc::Sender<Job>,
+    thread: Arc<JoinHandle<()>>,
 }
 
 struct Job {
@@ -45,7 +52,7 @@ impl Batcher {
     ) -> Result<Batcher, PlaceError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let max_batch = max_batch.max(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("flocker-placer".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
@@ -56,11 +63,29 @@ impl Batcher {
                             Err(_) => break,
                         }
                     }
-                    run_jobs(&store, &*engine, jobs, max_retries);
+                    // The jobs' repliers drop with the unwinding batch, so
+                    // each of its places is answered (with an error).
+                    let ran = catch_unwind(AssertUnwindSafe(|| {
+                        run_jobs(&store, &*engine, jobs, max_retries)
+                    }));
+                    if let Err(payload) = ran {
+                        tracing::error!(
+                            why = panic_text(&*payload),
+                            "a placer batch panicked; its places failed, the placer goes on"
+                        );
+                    }
                 }
             })
             .map_err(|e| StoreError::unavailable_by("cannot start the placer", e))?;
-        Ok(Batcher { jobs: tx })
+        Ok(Batcher {
+            jobs: tx,
+            thread: Arc::new(thread),
+        })
+    }
+
+    /// Whether the writer thread is gone: every place would fail.
+    pub(super) fn stopped(&self) -> bool {
+        self.thread.is_finished()
     }
 
     /// Decides `request` and saves its route, batched with whatever else
@@ -74,8 +99,25 @@ impl Batcher {
             reply,
         };
         self.jobs.send(job).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        answer.await.map_err(|_| {
+            if self.stopped() {
+                stopped()
+            } else {
+                PlaceError::Store(StoreError::unavailable(
+                    "the placer failed on this place's batch (the host's log says why)",
+                ))
+            }
+        })?
     }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
 }
 
 fn run_jobs(store: &FileStore, engine: &dyn Engine, mut jobs: Vec<Job>, max_retries: u32) {

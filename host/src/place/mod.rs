@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::engine::{Decided, Engine, EngineError};
+use crate::engine::{decide_blocking, Decided, Engine, EngineError};
 use crate::policy::PolicyError;
 use crate::store::{Saved, Store, StoreError};
 
@@ -111,9 +111,9 @@ pub struct Placed {
 }
 
 /// Decides `request` against `store` and saves it; see the module doc.
-pub async fn place<S: Store, E: Engine + ?Sized>(
+pub async fn place<S: Store, E: Engine + ?Sized + 'static>(
     store: &S,
-    engine: &E,
+    engine: &Arc<E>,
     request: &Value,
     max_retries: u32,
 ) -> Result<Placed, PlaceError> {
@@ -121,7 +121,8 @@ pub async fn place<S: Store, E: Engine + ?Sized>(
     loop {
         let decided = {
             let cluster = store.cluster().await?;
-            match engine.decide(&cluster, request) {
+            // Off the runtime's workers: see `engine::decide_blocking`.
+            match decide_blocking(engine, &cluster, request).await {
                 Ok(d) => d,
                 // A module's resident state follows the store's change feed,
                 // which can be a change ahead of `cluster` (a server added

@@ -56,6 +56,12 @@ impl Placer {
         }
     }
 
+    /// Whether the placer cannot place any more: the embedded store's
+    /// writer thread is gone. Never on etcd (places run in the caller).
+    pub fn stopped(&self) -> bool {
+        self.batcher.as_ref().is_some_and(Batcher::stopped)
+    }
+
     /// The engine the placer decides with.
     pub fn engine(&self) -> &Arc<dyn Engine> {
         &self.engine

@@ -101,7 +101,9 @@ async fn a_lost_save_is_re_decided_on_fresh_state() {
     {
         let s = Server::from_value(&json!({"hostname": "n", "address": "10.0.0.1"}), "s").unwrap();
         store.put_servers(&[s]).await.unwrap();
-        let placed = place(&store, &Native, &request(), 8).await.unwrap();
+        let placed = place(&store, &Arc::new(Native), &request(), 8)
+            .await
+            .unwrap();
         assert!(placed.saved);
         assert_eq!(placed.retries, 2);
         assert_eq!(placed.conflicts.len(), 2);
@@ -124,7 +126,9 @@ async fn losing_every_retry_is_a_clear_error_that_wrote_nothing() {
     {
         let s = Server::from_value(&json!({"hostname": "n", "address": "10.0.0.1"}), "s").unwrap();
         store.put_servers(&[s]).await.unwrap();
-        let e = place(&store, &Native, &request(), 3).await.unwrap_err();
+        let e = place(&store, &Arc::new(Native), &request(), 3)
+            .await
+            .unwrap_err();
         match &e {
             PlaceError::Contention { retries, conflicts } => {
                 assert_eq!(*retries, 3);
@@ -148,14 +152,21 @@ async fn losing_every_retry_is_a_clear_error_that_wrote_nothing() {
 async fn errors_and_unnamed_containers_save_nothing() {
     let (store, dir) = raced(0);
     {
-        let e = place(&store, &Native, &request(), 8).await.unwrap();
+        let e = place(&store, &Arc::new(Native), &request(), 8)
+            .await
+            .unwrap();
         assert!(!e.saved);
         assert_eq!(e.decided.error_kind.as_deref(), Some("no_eligible_server"));
         let s = Server::from_value(&json!({"hostname": "n", "address": "10.0.0.1"}), "s").unwrap();
         store.put_servers(&[s]).await.unwrap();
-        let unnamed = place(&store, &Native, &json!({"container": {"Image": "w"}}), 8)
-            .await
-            .unwrap();
+        let unnamed = place(
+            &store,
+            &Arc::new(Native),
+            &json!({"container": {"Image": "w"}}),
+            8,
+        )
+        .await
+        .unwrap();
         assert!(!unnamed.saved && !unnamed.decided.is_error());
         assert_eq!(store.cluster().await.unwrap().routes().count(), 0);
     }
@@ -349,7 +360,9 @@ async fn a_refused_decision_is_re_decided_only_when_the_cluster_changed_meanwhil
         path: std::sync::Mutex::new(Some(path)),
         refusals: AtomicU32::new(1),
     };
-    let placed = place(&store, &changed, &request(), 8).await.unwrap();
+    let placed = place(&store, &Arc::new(changed), &request(), 8)
+        .await
+        .unwrap();
     assert!(placed.saved);
     assert_eq!(placed.retries, 1);
     assert!(
@@ -363,7 +376,7 @@ async fn a_refused_decision_is_re_decided_only_when_the_cluster_changed_meanwhil
     };
     let mut other = request();
     other["name"] = json!("web.2");
-    let e = place(&store, &same, &other, 8).await.unwrap_err();
+    let e = place(&store, &Arc::new(same), &other, 8).await.unwrap_err();
     assert_eq!(e.kind(), "policy_failed");
     assert!(e.to_string().contains("not in the inventory"), "{e}");
     assert!(store.cluster().await.unwrap().route("web.2").is_none());

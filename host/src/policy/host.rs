@@ -2,11 +2,13 @@
 //! dropped request.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use flocker_core::{Change, Cluster, Server};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
+use super::spare::{self, HoldsSpares, Spares};
 use super::{
     guard, load_validated, Limits, Policy, PolicyError, PolicyInfo, Resident, Runtime,
     DEFAULT_MODULE,
@@ -37,6 +39,25 @@ struct Slot {
     /// The hostnames the state holds as `down` beyond their records (see
     /// [`PolicyHost::decide_resident_with_down`]).
     down: BTreeSet<String>,
+    /// The spare state a poisoned one is replaced by (see `spare`).
+    spares: Spares,
+}
+
+impl HoldsSpares for Slot {
+    fn spares(&mut self) -> &mut Spares {
+        &mut self.spares
+    }
+}
+
+/// How the resident state was (re)built, for tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResidentStats {
+    /// Builds of the whole cluster made by a decision, under the lock.
+    pub built_inline: u64,
+    /// Poisoned (or missing) states replaced by the warm spare.
+    pub spares_used: u64,
+    /// Whether a spare is ready now.
+    pub spare_ready: bool,
 }
 
 /// The active policy module, hot-swappable.
@@ -49,14 +70,21 @@ struct Slot {
 ///   and the error says why.
 /// - [`PolicyHost::decide_resident`] decides `{name, container, image}` on a
 ///   warm instance holding the cluster, fed by the store's change stream
-///   ([`PolicyHost::follow`]) and rebuilt after a swap, a lagged stream or a
-///   failed call.
+///   ([`PolicyHost::follow`]) and rebuilt after a swap or a lagged stream.
+///   After a failed call that poisons it, the spare state (a second warm
+///   instance, built on its own thread) takes its place at once, and a new
+///   spare is built in the background: a deadline costs the caller that hit
+///   it, not every caller behind the lock.
 ///
 /// `PolicyHost` is `Send + Sync`; share it in an `Arc`.
 pub struct PolicyHost {
     runtime: Runtime,
     active: RwLock<Arc<Active>>,
-    slot: Mutex<Slot>,
+    slot: Arc<Mutex<Slot>>,
+    built_inline: AtomicU64,
+    spares_used: AtomicU64,
+    /// Whether to keep a spare (services do; a one-off command exits first).
+    keep_spare: AtomicBool,
 }
 
 impl std::fmt::Debug for PolicyHost {
@@ -74,7 +102,10 @@ impl PolicyHost {
         Ok(PolicyHost {
             runtime,
             active: RwLock::new(Arc::new(Active { policy, info })),
-            slot: Mutex::new(Slot::default()),
+            slot: Arc::new(Mutex::new(Slot::default())),
+            built_inline: AtomicU64::new(0),
+            spares_used: AtomicU64::new(0),
+            keep_spare: AtomicBool::new(false),
         })
     }
 
@@ -146,6 +177,24 @@ impl PolicyHost {
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         slot.changes = Some(changes);
         slot.state = None;
+        slot.spares.discard();
+    }
+
+    /// Keeps a spare resident state from the next decision on (see
+    /// [`PolicyHost`]): for services, which outlive a poisoning call; a
+    /// one-off command does not pay for it.
+    pub fn keep_spare(&self) {
+        self.keep_spare.store(true, Ordering::Relaxed);
+    }
+
+    /// How the resident state was built so far.
+    pub fn resident_stats(&self) -> ResidentStats {
+        let slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        ResidentStats {
+            built_inline: self.built_inline.load(Ordering::Relaxed),
+            spares_used: self.spares_used.load(Ordering::Relaxed),
+            spare_ready: slot.spares.ready(),
+        }
     }
 
     /// Decides `{name, container, image}` on the resident state.
@@ -190,19 +239,28 @@ impl PolicyHost {
         request: &[u8],
         down: &BTreeSet<String>,
     ) -> Result<String, PolicyError> {
-        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut held = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        // Through a plain reference, so the state, the spare and the
+        // overlay can be borrowed apart.
+        let slot = &mut *held;
         let active = self.current();
+        let digest = active.policy.digest();
         let mut rebuild = match &slot.state {
             None => true,
-            Some(s) => s.poisoned().is_some() || s.policy().digest() != active.policy.digest(),
+            Some(s) => s.poisoned().is_some() || s.policy().digest() != digest,
         };
+        // A swap, a lag or a lost feed: the spare is no better than the state.
+        let mut untrusted = matches!(&slot.state, Some(s) if s.policy().digest() != digest);
         let mut pending = Vec::new();
         let mut closed = false;
         if let Some(rx) = slot.changes.as_mut() {
             loop {
                 match rx.try_recv() {
                     Ok(c) => pending.push(c),
-                    Err(TryRecvError::Lagged(_)) => rebuild = true,
+                    Err(TryRecvError::Lagged(_)) => {
+                        rebuild = true;
+                        untrusted = true;
+                    }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Closed) => {
                         closed = true;
@@ -215,6 +273,7 @@ impl PolicyHost {
             // The store is gone: without a feed, follow the cluster given.
             slot.changes = None;
             rebuild = true;
+            untrusted = true;
         } else if slot.changes.is_none()
             && !slot
                 .built_from
@@ -223,11 +282,8 @@ impl PolicyHost {
         {
             rebuild = true;
         }
-        if rebuild {
-            slot.state = None;
-            slot.down.clear();
-            slot.state = Some(Resident::load(&active.policy, cluster)?);
-            slot.built_from = Some(cluster.clone());
+        if untrusted {
+            slot.spares.discard();
         }
         for change in &mut pending {
             if let Change::UpsertServer(s) = change {
@@ -236,7 +292,36 @@ impl PolicyHost {
                 }
             }
         }
-        for hostname in slot.down.symmetric_difference(down) {
+        let mut overlay = slot.down.clone();
+        if rebuild {
+            slot.state = None;
+            let spare = match slot.changes {
+                Some(_) => slot.spares.take(digest),
+                None => None,
+            };
+            let state = match spare {
+                Some(s) => {
+                    self.spares_used.fetch_add(1, Ordering::Relaxed);
+                    s
+                }
+                None => {
+                    self.built_inline.fetch_add(1, Ordering::Relaxed);
+                    let mut s = Resident::load(&active.policy, cluster)?;
+                    s.apply(&slot.spares.recent())?;
+                    slot.spares.rebuilt();
+                    s
+                }
+            };
+            slot.state = Some(state);
+            slot.built_from = Some(cluster.clone());
+            // A state built from a cluster (and replayed changes) may hold
+            // any earlier overlay: send every server either overlay names.
+            overlay.extend(down.iter().cloned());
+            slot.down.clear();
+        } else {
+            overlay = overlay.symmetric_difference(down).cloned().collect();
+        }
+        for hostname in &overlay {
             if let Some(record) = cluster.server(hostname) {
                 let mut s = record.clone();
                 if down.contains(hostname) {
@@ -245,9 +330,6 @@ impl PolicyHost {
                 pending.push(Change::UpsertServer(s));
             }
         }
-        // Through a plain reference, so the state and the overlay it holds
-        // can be borrowed apart.
-        let slot = &mut *slot;
         let Some(state) = slot.state.as_mut() else {
             return Err(PolicyError::Refused("no resident state".into()));
         };
@@ -255,17 +337,21 @@ impl PolicyHost {
             slot.state = None;
             return Err(e);
         }
+        slot.spares.took(&pending);
         slot.down.clone_from(down);
-        state.decide(request)
+        let out = state.decide(request);
+        if slot.changes.is_some() && self.keep_spare.load(Ordering::Relaxed) {
+            spare::start(&self.slot, slot, &active.policy, cluster);
+        }
+        out
     }
 
     /// Drops the resident state (it is rebuilt on the next
     /// [`PolicyHost::decide_resident`]).
     pub fn reset_resident(&self) {
-        self.slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .state = None;
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.state = None;
+        slot.spares.discard();
     }
 }
 

@@ -41,6 +41,9 @@ mod instance;
 mod limiter;
 mod resident;
 pub mod samples;
+mod spare;
+#[cfg(test)]
+mod spare_tests;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,7 +53,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, InstancePre, Linker, Module};
 
 pub use error::PolicyError;
-pub use host::{PolicyHost, Swapped};
+pub use host::{PolicyHost, ResidentStats, Swapped};
 pub use resident::Resident;
 
 use instance::Instance;

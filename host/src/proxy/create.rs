@@ -240,10 +240,8 @@ async fn no_such_image(
     image: &str,
 ) -> Result<Response<Body>, ProxyError> {
     let cluster = p.cluster().await?;
-    let decided = p
-        .app
-        .engine
-        .decide(&cluster, request)
+    let decided = crate::engine::decide_blocking(&p.app.engine, &cluster, request)
+        .await
         .map_err(crate::place::PlaceError::from)?;
     if let Some(kind) = decided.error_kind {
         return Err(refused(p, kind, &decided.output));

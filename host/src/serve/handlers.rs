@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::error::{json_response, HostError};
 use super::timing::Outcome;
 use crate::app::App;
-use crate::engine::{Decided, EngineError};
+use crate::engine::{decide_blocking, Decided, EngineError};
 use crate::place::PlaceError;
 use crate::store::Store;
 
@@ -61,24 +61,38 @@ pub(super) async fn v1_decide(
 ) -> Result<Response, HostError> {
     let request = read_body(&body)?;
     let decided = if request.get("inventory").is_some() {
-        match &app.policy {
+        // A whole SPEC input costs what it holds: decided on the blocking
+        // pool, like every decision (`engine::decide_blocking`).
+        let policy = app.policy.clone();
+        tokio::task::spawn_blocking(move || match policy {
             Some(host) => host
                 .decide(&body)
                 .map_err(EngineError::from)
-                .and_then(|out| Decided::from_output(&out))
-                .map_err(PlaceError::from)?,
-            None => Decided::from_result(&flocker_core::decide(&request)),
-        }
+                .and_then(|out| Decided::from_output(&out)),
+            None => Ok(Decided::from_result(&flocker_core::decide(&request))),
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))
+        .and_then(|r| r)
+        .map_err(PlaceError::from)?
     } else {
         let cluster = app.store.cluster().await.map_err(PlaceError::Store)?;
-        app.engine
-            .decide(&cluster, &request)
+        decide_blocking(&app.engine, &cluster, &request)
+            .await
             .map_err(PlaceError::from)?
     };
     Ok(decided_response(&decided))
 }
 
 pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
+    if app.placer_stopped() {
+        eprintln!("flocker serve: /healthz: the placer thread is gone; no place can be saved");
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "store": app.store.kind(), "placer": "stopped"})
+                .to_string(),
+        );
+    }
     match app.store.cluster().await {
         Ok(c) => json_response(
             StatusCode::OK,

@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 use super::router;
 use crate::app::App;
-use crate::engine::EngineChoice;
+use crate::engine::{Engine, EngineChoice};
 use crate::store::any::AnyStore;
 use crate::store::file::FileStore;
 use crate::store::Store;
@@ -151,4 +151,162 @@ async fn a_decision_over_the_slots_is_a_quick_503_and_a_big_body_a_413() {
     assert_eq!(send(small).await.unwrap().status(), StatusCode::OK);
     let r = send("x".repeat(65)).await.unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// An engine whose decisions wait until the test lets them go (at most
+/// [`Held::MOST`], so a runtime it stalls comes back): a decision that
+/// runs long, as a costly request or a spinning module does.
+struct Held {
+    started: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Held {
+    const MOST: std::time::Duration = std::time::Duration::from_secs(30);
+}
+
+impl crate::engine::Engine for Held {
+    fn decide(
+        &self,
+        cluster: &Arc<flocker_core::Cluster>,
+        request: &Value,
+    ) -> Result<crate::engine::Decided, crate::engine::EngineError> {
+        let _ = self.started.lock().unwrap().send(());
+        let _ = self.release.lock().unwrap().recv_timeout(Held::MOST);
+        crate::engine::Native.decide(cluster, request)
+    }
+
+    fn describe(&self) -> String {
+        "held".into()
+    }
+}
+
+/// One runtime worker: a decision run on it would leave `/healthz` nothing
+/// to run on until the decision ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn healthz_answers_while_a_long_decision_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path().join("s.redb")).unwrap();
+    store.put_servers(&[fixtures::server("n1")]).await.unwrap();
+    let (started, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release) = std::sync::mpsc::channel();
+    let held: Arc<dyn crate::engine::Engine> = Arc::new(Held {
+        started: started.into(),
+        release: release.into(),
+    });
+    assert_eq!(held.describe(), "held");
+    let app = App::open(AnyStore::File(store), EngineChoice::Native, 8, |_, _| held)
+        .await
+        .unwrap();
+    let app = Arc::new(app);
+    let request = json!({"name": "web.1", "container": {"Image": "nginx"}}).to_string();
+    let long = {
+        let app = app.clone();
+        tokio::spawn(async move { call(&app, "POST", "/v1/decide", &request).await })
+    };
+    // The test's own thread is not a runtime worker: waiting here is fine.
+    started_rx.recv().unwrap();
+    let health = {
+        let app = app.clone();
+        tokio::spawn(async move { call(&app, "GET", "/healthz", "").await })
+    };
+    let (status, _, body) = health.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        !long.is_finished(),
+        "/healthz answered only once the long decision had ended"
+    );
+    release_tx.send(()).unwrap();
+    let (status, _, body) = long.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(json_of(&body)["server"]["hostname"], "n1");
+}
+
+/// A panic payload that panics again when dropped: a failure the placer
+/// cannot contain, so its thread ends.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the payload of a panic failed too");
+    }
+}
+
+/// An engine that panics on its first decision (with `Bomb` when
+/// `bomb`), then decides natively.
+struct Panicky {
+    panics: std::sync::atomic::AtomicU32,
+    bomb: bool,
+}
+
+impl crate::engine::Engine for Panicky {
+    fn decide(
+        &self,
+        cluster: &Arc<flocker_core::Cluster>,
+        request: &Value,
+    ) -> Result<crate::engine::Decided, crate::engine::EngineError> {
+        use std::sync::atomic::Ordering;
+        if self.panics.swap(0, Ordering::SeqCst) > 0 {
+            if self.bomb {
+                std::panic::panic_any(Bomb);
+            }
+            panic!("a bug in an engine");
+        }
+        crate::engine::Native.decide(cluster, request)
+    }
+
+    fn describe(&self) -> String {
+        "panicky".into()
+    }
+}
+
+async fn panicky_app(dir: &tempfile::TempDir, bomb: bool) -> Arc<App> {
+    let store = FileStore::open(dir.path().join("s.redb")).unwrap();
+    store.put_servers(&[fixtures::server("n1")]).await.unwrap();
+    let engine: Arc<dyn crate::engine::Engine> = Arc::new(Panicky {
+        panics: 1.into(),
+        bomb,
+    });
+    let app = App::open(AnyStore::File(store), EngineChoice::Native, 8, |_, _| {
+        engine
+    });
+    Arc::new(app.await.unwrap())
+}
+
+fn named(name: &str) -> String {
+    json!({"name": name, "container": {"Image": "nginx"}}).to_string()
+}
+
+#[tokio::test]
+async fn a_panicking_batch_fails_its_place_and_the_placer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = panicky_app(&dir, false).await;
+    let (status, _, body) = call(&app, "POST", "/v1/place", &named("web.1")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, _, body) = call(&app, "POST", "/v1/place", &named("web.2")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = call(&app, "GET", "/healthz", "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(json_of(&body)["routes"], 1);
+}
+
+#[tokio::test]
+async fn healthz_names_a_placer_thread_that_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = panicky_app(&dir, true).await;
+    let (status, _, body) = call(&app, "POST", "/v1/place", &named("web.1")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // The place is answered while the thread unwinds; wait for it to end.
+    for _ in 0..1000 {
+        if app.placer_stopped() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let (status, _, body) = call(&app, "GET", "/healthz", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(json_of(&body)["placer"], "stopped");
+    let (status, _, body) = call(&app, "POST", "/v1/place", &named("web.2")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("unavailable"), "{body}");
 }

@@ -6,6 +6,8 @@
 //! - `inventory`: an `inventory add` over one transaction is whole or absent.
 //! - `prune`: `routes prune`, `volumes rm` and the compaction after a prune.
 //! - `race`: four real `flocker place` processes racing on one etcd.
+//! - `serve`: a burst of places through one `flocker serve` with the
+//!   default engine.
 //! - `auth`: TLS and users: the store and the CLI with the right
 //!   certificate and password, and each refusal.
 
@@ -14,4 +16,5 @@ mod faults;
 mod inventory;
 mod prune;
 mod race;
+mod serve;
 mod store;

@@ -24,6 +24,10 @@ pub(super) struct Cache {
     /// Saves in flight, by id.
     pub(super) pending: BTreeMap<u64, Pending>,
     pub(super) next_pending: u64,
+    /// Every change made to `cluster` since the lock was taken, overlays
+    /// included, in order; [`Shared::update`] sends them to
+    /// [`Store::changes`] before it lets the lock go.
+    pub(super) outbox: Vec<Change>,
 }
 
 /// A save in flight. Its route is shown in the cached cluster from just
@@ -31,9 +35,10 @@ pub(super) struct Cache {
 /// concurrent decisions of this host count it (its host ports, its load)
 /// instead of all choosing the same port and losing to each other. What
 /// the overlay hides of etcd's records is kept here, updated by the watch,
-/// and put back when the save ends. Only decisions see the overlay: saves
-/// compare against etcd's records, and [`Store::changes`] carries etcd's
-/// changes only.
+/// and put back when the save ends. Decisions see the overlay, on the
+/// cached cluster and on [`Store::changes`] alike (a resident engine state
+/// follows that feed: it must count the save in flight too, and take it
+/// back out when the save loses); saves compare against etcd's records.
 pub(super) struct Pending {
     pub(super) route: Route,
     /// None when the overlay was not applied (the name was live already);
@@ -52,6 +57,7 @@ impl Cache {
             corrupt: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_pending: 0,
+            outbox: Vec::new(),
         }
     }
 
@@ -85,7 +91,11 @@ impl Cache {
             hidden_volumes: Vec::new(),
         };
         if route.is_live() {
-            overlay(Arc::make_mut(&mut self.cluster), &mut pending);
+            overlay(
+                Arc::make_mut(&mut self.cluster),
+                &mut pending,
+                &mut self.outbox,
+            );
         }
         self.pending.insert(id, pending);
         id
@@ -94,7 +104,7 @@ impl Cache {
     /// A save ended (saved, lost or failed): put back what its overlay hid.
     pub(super) fn end_pending(&mut self, id: u64) {
         if let Some(p) = self.pending.remove(&id) {
-            unoverlay(Arc::make_mut(&mut self.cluster), p);
+            unoverlay(Arc::make_mut(&mut self.cluster), p, &mut self.outbox);
         }
     }
 
@@ -128,10 +138,17 @@ impl Cache {
             }
         }
         Arc::make_mut(&mut self.cluster).apply_change(change.clone());
+        self.outbox.push(change.clone());
     }
 }
 
-pub(super) fn overlay(cluster: &mut Cluster, p: &mut Pending) {
+/// Applies `change` to `cluster` and records it in `sent`.
+fn apply(cluster: &mut Cluster, change: Change, sent: &mut Vec<Change>) {
+    cluster.apply_change(change.clone());
+    sent.push(change);
+}
+
+pub(super) fn overlay(cluster: &mut Cluster, p: &mut Pending, sent: &mut Vec<Change>) {
     let route = &p.route;
     if cluster.live_route(&route.name).is_some() {
         return;
@@ -140,28 +157,31 @@ pub(super) fn overlay(cluster: &mut Cluster, p: &mut Pending) {
     for v in named_volumes(route) {
         if cluster.volume_server(v).is_none() {
             p.hidden_volumes.push((v.to_string(), None));
-            cluster.apply_change(Change::ClaimVolume {
+            let claim = Change::ClaimVolume {
                 volume: v.to_string(),
                 server: route.server.clone(),
-            });
+            };
+            apply(cluster, claim, sent);
         }
     }
-    cluster.apply_change(Change::SaveRoute(route.clone()));
+    apply(cluster, Change::SaveRoute(route.clone()), sent);
 }
 
-pub(super) fn unoverlay(cluster: &mut Cluster, p: Pending) {
+pub(super) fn unoverlay(cluster: &mut Cluster, p: Pending, sent: &mut Vec<Change>) {
     let Some(hidden) = p.hidden_route else {
         return;
     };
-    match hidden {
-        Some(r) => cluster.apply_change(Change::SaveRoute(r)),
-        None => cluster.apply_change(Change::DeleteRoute { name: p.route.name }),
-    }
+    let back = match hidden {
+        Some(r) => Change::SaveRoute(r),
+        None => Change::DeleteRoute { name: p.route.name },
+    };
+    apply(cluster, back, sent);
     for (volume, hidden) in p.hidden_volumes {
-        cluster.apply_change(match hidden {
+        let back = match hidden {
             Some(server) => Change::ClaimVolume { volume, server },
             None => Change::ReleaseVolume { volume },
-        });
+        };
+        apply(cluster, back, sent);
     }
     // Taking the overlay out leaves a port another live route holds too
     // in use: the cluster counts each port's holders.

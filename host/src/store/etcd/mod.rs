@@ -23,7 +23,9 @@
 //! active policy digest in one transaction at revision `R`, then a task
 //! watches `P/` from `R + 1` and turns each event into a [`Change`], applied
 //! to the cached [`Cluster`] (copy-on-write: readers keep the `Arc` they
-//! got) and sent to [`Store::changes`] receivers.
+//! got) and sent to [`Store::changes`] receivers, together with the
+//! overlays of this store's saves in flight (see Saving), so the feed
+//! replays exactly what the cached cluster went through.
 //!
 //! Resync: when the watch stream breaks (member gone, connection lost) the
 //! task marks the cache down, moves to the next member and watches again
@@ -45,9 +47,12 @@
 //! keys' revisions, so the caller's re-decision sees them. After a
 //! successful write it likewise waits for its own write to reach the cache,
 //! so a host's next decision sees its previous one. While a save is in
-//! flight its route is shown in the cached cluster (not in etcd's records
-//! the saves compare against, nor in [`Store::changes`]), so that the
-//! host's concurrent decisions take other ports instead of losing to it.
+//! flight its route is shown in the cached cluster and on
+//! [`Store::changes`] (not in etcd's records the saves compare against),
+//! so that the host's concurrent decisions, native or on a module's
+//! resident state, take other ports instead of losing to it. When the save
+//! ends the feed carries the overlay's removal too, so a save that lost
+//! leaves no route behind in a resident state.
 //!
 //! # Members and failures
 //!
@@ -174,6 +179,18 @@ impl Shared {
     }
     fn write(&self) -> RwLockWriteGuard<'_, Cache> {
         self.cache.write().unwrap_or_else(|e| e.into_inner())
+    }
+    /// Changes the cache with `f` and sends every change it made to the
+    /// cluster to [`Store::changes`] receivers before the lock is let go,
+    /// so they take the changes in the order the cluster did.
+    fn update<R>(&self, f: impl FnOnce(&mut Cache) -> R) -> R {
+        let mut cache = self.write();
+        let r = f(&mut cache);
+        for change in cache.outbox.drain(..) {
+            // No receiver is not an error: nobody follows.
+            let _ = self.changes.send(change);
+        }
+        r
     }
     fn set_down(&self, why: String) {
         self.status.send_modify(|s| s.down = Some(why));

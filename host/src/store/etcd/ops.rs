@@ -61,7 +61,7 @@ impl Store for EtcdStore {
         let route_json = route.to_value().to_string();
         let in_flight = InFlight {
             shared: &self.shared,
-            id: self.shared.write().add_pending(route),
+            id: self.shared.update(|c| c.add_pending(route)),
         };
         let (resp, maybe) = match self.members.txn_flagged("save decision", txn).await {
             Ok(answered) => answered,

@@ -29,7 +29,7 @@ pub(super) struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.shared.write().end_pending(self.id);
+        self.shared.update(|c| c.end_pending(self.id));
     }
 }
 

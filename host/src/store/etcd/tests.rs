@@ -113,3 +113,36 @@ fn a_saved_overlay_gives_way_to_the_watched_record() {
     assert_eq!(cache.cluster.to_snapshot(), want.to_snapshot());
     assert_eq!(next_port_on_n1(&cache.cluster), 20002);
 }
+
+/// Applies the changes the cache sent to [`Store::changes`] to each follower.
+fn follow(followers: &mut [&mut Cluster], cache: &mut Cache) {
+    for change in cache.outbox.drain(..) {
+        for f in followers.iter_mut() {
+            f.apply_change(change.clone());
+        }
+    }
+}
+
+#[test]
+fn the_feed_carries_saves_in_flight_and_takes_a_lost_one_back() {
+    let mut cache = Cache::new();
+    cache.cluster = Arc::new(base());
+    let mut follower = base();
+    let id = cache.add_pending(&live("b.1", 20001, &["data:/d"]));
+    follow(&mut [&mut follower], &mut cache);
+    // A module's resident state counts the save in flight as the cache does.
+    assert_eq!(next_port_on_n1(&follower), 20002);
+    assert_eq!(follower.to_snapshot(), cache.cluster.to_snapshot());
+    // A state rebuilt now copies the overlay.
+    let mut rebuilt = (*cache.cluster).clone();
+    // Another host took 20001 meanwhile: this save loses, and both are
+    // told to drop it.
+    cache.apply_stored(&Change::SaveRoute(live("c.1", 20001, &[])));
+    cache.end_pending(id);
+    follow(&mut [&mut follower, &mut rebuilt], &mut cache);
+    for f in [&follower, &rebuilt] {
+        assert_eq!(f.to_snapshot(), cache.cluster.to_snapshot());
+        assert!(f.route("b.1").is_none(), "no phantom b.1");
+        assert_eq!(f.volume_server("data"), None);
+    }
+}

@@ -115,39 +115,27 @@ pub(super) fn read_delete(keys: &Keys, kv: &KeyValue, cache: &mut Cache) -> Opti
 
 /// Replaces the cache with a fresh snapshot, telling receivers the difference.
 pub(super) fn install(shared: &Shared, snapshot: Snapshot) {
-    let changes = {
-        let mut cache = shared.write();
-        // Receivers follow etcd's records: diff without the overlays.
+    shared.update(|cache| {
+        // Receivers follow the cached cluster, overlays included: the
+        // difference is taken between the two clusters as decisions see
+        // them, with this store's saves in flight shown over both.
         let pending = std::mem::take(&mut cache.pending);
-        let mut stored = (*cache.cluster).clone();
-        for p in pending.values().rev() {
-            unoverlay(
-                &mut stored,
-                Pending {
-                    route: p.route.clone(),
-                    hidden_route: p.hidden_route.clone(),
-                    hidden_volumes: p.hidden_volumes.clone(),
-                },
-            );
-        }
-        let changes = stored.changes_to(&snapshot.cache.cluster);
+        let old = cache.cluster.clone();
         let next_pending = cache.next_pending;
         *cache = snapshot.cache;
         cache.next_pending = next_pending;
+        let mut shown = Vec::new();
         for (id, p) in pending {
             let mut again = Pending {
                 route: p.route,
                 hidden_route: None,
                 hidden_volumes: Vec::new(),
             };
-            overlay(Arc::make_mut(&mut cache.cluster), &mut again);
+            overlay(Arc::make_mut(&mut cache.cluster), &mut again, &mut shown);
             cache.pending.insert(id, again);
         }
-        changes
-    };
-    for c in changes {
-        let _ = shared.changes.send(c);
-    }
+        cache.outbox = old.changes_to(&cache.cluster);
+    });
     let active = shared.read().active_policy.clone();
     shared.policy.send_if_modified(|p| {
         if *p != active {
@@ -313,13 +301,12 @@ pub(super) async fn watch_once(
             }
             continue;
         }
-        let mut changes = Vec::with_capacity(events.len());
         let mut last = *revision;
         let mut policy_touched = false;
-        {
-            let mut cache = shared.write();
+        shared.update(|cache| {
             // Port claims are not in the cluster, only the ones no live
             // route explains; which those are is known after the batch.
+            let mut changes = Vec::with_capacity(events.len());
             let mut touched = BTreeMap::new();
             let mut gone_live = Vec::new();
             for ev in events {
@@ -335,8 +322,8 @@ pub(super) async fn watch_once(
                     continue;
                 }
                 let change = match ev.event_type() {
-                    EventType::Put => read_put(keys, kv, &mut cache),
-                    EventType::Delete => read_delete(keys, kv, &mut cache),
+                    EventType::Put => read_put(keys, kv, cache),
+                    EventType::Delete => read_delete(keys, kv, cache),
                 };
                 if let Some(Change::DeleteRoute { name } | Change::SaveRoute(Route { name, .. })) =
                     &change
@@ -366,11 +353,7 @@ pub(super) async fn watch_once(
             for c in &claims {
                 cache.apply_stored(c);
             }
-            changes.extend(claims);
-        }
-        for c in changes {
-            let _ = shared.changes.send(c);
-        }
+        });
         if policy_touched {
             let active = shared.read().active_policy.clone();
             shared.policy.send_replace(active);

@@ -60,10 +60,25 @@ impl Inner {
     /// The cached cluster, first brought up to the store's generation.
     pub(super) fn fresh_cluster(&self) -> Result<Arc<Cluster>, StoreError> {
         let mut cache = self.lock();
+        self.fresh_in(&mut cache)
+    }
+
+    /// [`Inner::fresh_cluster`] when no one holds the cache; None (without
+    /// waiting) when someone does.
+    pub(super) fn fresh_cluster_if_free(&self) -> Option<Result<Arc<Cluster>, StoreError>> {
+        let mut cache = match self.cache.try_lock() {
+            Ok(c) => c,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(self.fresh_in(&mut cache))
+    }
+
+    fn fresh_in(&self, cache: &mut Cache) -> Result<Arc<Cluster>, StoreError> {
         let txn = self.begin_read()?;
         let generation = self.generation_in(&txn)?;
         if generation != cache.generation {
-            self.catch_up(&mut cache, &txn, generation)?;
+            self.catch_up(cache, &txn, generation)?;
         }
         Ok(cache.cluster.clone())
     }

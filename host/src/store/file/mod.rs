@@ -230,8 +230,13 @@ impl FileStore {
 impl Store for FileStore {
     async fn cluster(&self) -> Result<Arc<Cluster>, StoreError> {
         // A read transaction and one lookup; the rare catch-up after another
-        // process wrote is short enough to run here.
-        self.inner.fresh_cluster()
+        // process wrote is short enough to run here. While a batch holds
+        // the cache (its decisions run under it) the wait is the blocking
+        // pool's, not a runtime worker's.
+        match self.inner.fresh_cluster_if_free() {
+            Some(cluster) => cluster,
+            None => self.blocking(Inner::fresh_cluster).await,
+        }
     }
 
     fn changes(&self) -> broadcast::Receiver<Change> {

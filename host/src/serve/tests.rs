@@ -80,8 +80,14 @@ async fn place_decide_health_and_metrics_through_the_router() {
     assert_eq!(placed["server"]["hostname"], "n1");
     assert_eq!(placed["route"]["ports"]["80/tcp"], 20000);
 
-    // The same name again is a decision error (422), and nothing is saved.
-    let (status, _, body) = call(&app, "POST", "/v1/place", &request).await;
+    // The same request again is a retry: it gets the saved decision back.
+    let (status, _, again) = call(&app, "POST", "/v1/place", &request).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(json_of(&again), placed);
+
+    // Another request for the name is a decision error (422), and nothing is saved.
+    let taken = json!({"name": "web.1", "container": {"Image": "redis"}}).to_string();
+    let (status, _, body) = call(&app, "POST", "/v1/place", &taken).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(json_of(&body)["error"]["kind"], "name_in_use");
 
@@ -108,7 +114,7 @@ async fn place_decide_health_and_metrics_through_the_router() {
     // Every call above was counted once, by the timing middleware.
     let (_, _, metrics) = call(&app, "GET", "/metrics", "").await;
     for line in [
-        "flocker_decisions_total{endpoint=\"place\",outcome=\"decision\"} 1",
+        "flocker_decisions_total{endpoint=\"place\",outcome=\"decision\"} 2",
         "flocker_decisions_total{endpoint=\"place\",outcome=\"error\"} 1",
         "flocker_decision_errors_total{endpoint=\"place\",kind=\"name_in_use\"} 1",
         "flocker_decisions_total{endpoint=\"decide\",outcome=\"decision\"} 1",

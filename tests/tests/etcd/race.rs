@@ -78,7 +78,11 @@ fn four_hosts_place_400_containers_concurrently_on_one_etcd() {
                         vec![format!("c{h}.{i}")]
                     };
                     for name in names {
+                        // Each host asks for a shared name differently: the
+                        // same request again would be a retry, answered with
+                        // the saved decision, not a lost race.
                         let req = json!({"name": name, "container": {"Image": "web",
+                            "Env": [format!("FROM_HOST={h}")],
                             "ExposedPorts": {"80/tcp": {}}}});
                         let r = flocker(
                             &["place", "--report", "--retries", "100", "--store", &url],

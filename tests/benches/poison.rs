@@ -48,16 +48,7 @@ fn wait_spare(host: &PolicyHost) {
 }
 
 fn main() {
-    let env = |k: &str, d: usize| {
-        std::env::var(k)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(d)
-    };
-    let (min, max) = (
-        env("FLOCKER_BENCH_MIN", 0),
-        env("FLOCKER_BENCH_MAX", 100_000),
-    );
+    let (min, max) = flocker_tests::bench_route_bounds(100_000);
     let req = serde_json::to_vec(&bench_request()).expect("request");
     let huge = format!(
         r#"{{"name":"big.1","container":{{"Image":"web","Env":["X={}"]}}}}"#,

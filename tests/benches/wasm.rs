@@ -61,16 +61,7 @@ fn timed<T>(label: &str, n: u32, mut f: impl FnMut() -> T) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let env = |k: &str, d: usize| {
-        std::env::var(k)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(d)
-    };
-    let (min, max) = (
-        env("FLOCKER_BENCH_MIN", 0),
-        env("FLOCKER_BENCH_MAX", 1_000_000),
-    );
+    let (min, max) = flocker_tests::bench_route_bounds(1_000_000);
     let policy = policy();
     let req = serde_json::to_vec(&request()).expect("request JSON");
     let mut group = c.benchmark_group("wasm");

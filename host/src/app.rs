@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::engine::{self, Engine, EngineChoice, EngineError, StoredModule};
 use crate::metrics::Metrics;
-use crate::place::{PlaceError, Placed, Placer};
+use crate::place::{PlaceError, Placed, Placer, Repeat};
 use crate::policy::PolicyHost;
 use crate::rollout::{self, Follow, FollowEvents};
 use crate::store::any::AnyStore;
@@ -80,6 +80,12 @@ impl App {
     /// saves its route.
     pub async fn place(&self, request: Value) -> Result<Placed, PlaceError> {
         self.placer.place(request).await
+    }
+
+    /// [`App::place`], answering a retry of a place whose answer was lost
+    /// as [`Placer::place_as`] does.
+    pub async fn place_as(&self, request: Value, repeat: Repeat) -> Result<Placed, PlaceError> {
+        self.placer.place_as(request, repeat).await
     }
 
     /// Whether places cannot be made any more (see [`Placer::stopped`]).

@@ -66,6 +66,15 @@ func (c *Client) Place(ctx context.Context, r Request) (*Decision, error) {
 	return c.decision(ctx, "/v1/place", r)
 }
 
+// PlaceRetry is Place for a request whose earlier Place lost its answer
+// (a timeout, a dropped connection, a 503): if the name's live route was
+// saved from this very request, the saved decision comes back. Place alone
+// answers a taken name with name_in_use, as the contract says, even for
+// the request that took it.
+func (c *Client) PlaceRetry(ctx context.Context, r Request) (*Decision, error) {
+	return c.decision(ctx, "/v1/place?retry=true", r)
+}
+
 // Decide decides without saving anything.
 func (c *Client) Decide(ctx context.Context, r Request) (*Decision, error) {
 	return c.decision(ctx, "/v1/decide", r)

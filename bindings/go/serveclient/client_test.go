@@ -123,13 +123,22 @@ func TestErrorsAreTyped(t *testing.T) {
 	c := serve(t)
 	ctx := context.Background()
 	req := Request{Name: "db.1", Container: raw(`{"Image": "postgres"}`)}
-	if _, err := c.Place(ctx, req); err != nil {
+	first, err := c.Place(ctx, req)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.Place(ctx, req)
+	_, err = c.Place(ctx, req)
 	var de *DecisionError
 	if !errors.As(err, &de) || de.Kind != "name_in_use" || de.Status != 422 {
 		t.Fatalf("placing db.1 twice: %v", err)
+	}
+	again, err := c.PlaceRetry(ctx, req)
+	if err != nil || again.Server.Hostname != first.Server.Hostname {
+		t.Fatalf("retrying db.1's place: %v %+v, first on %s", err, again, first.Server.Hostname)
+	}
+	_, err = c.PlaceRetry(ctx, Request{Name: "db.1", Container: raw(`{"Image": "mysql"}`)})
+	if !errors.As(err, &de) || de.Kind != "name_in_use" {
+		t.Fatalf("a different request retried for db.1: %v", err)
 	}
 	_, err = c.Decide(ctx, Request{Name: "x.1", Container: raw(`{"Image": "x", "Env": ["VIKING_SERVER=ghost"]}`)})
 	if !errors.As(err, &de) || de.Kind != "unknown_server" {

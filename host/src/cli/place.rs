@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use flocker_host::engine::{self, Decided, StoredModule};
-use flocker_host::place::{self as placing, PlaceError, Placer};
+use flocker_host::place::{self as placing, PlaceError, Placer, Repeat};
 use serde_json::{json, Value};
 
 use super::args::{open_store, EngineKind, StoreArg};
@@ -27,6 +27,11 @@ pub struct PlaceArgs {
     /// is printed only when a save was retried.
     #[arg(long)]
     pub report: bool,
+    /// This place may repeat one whose answer was lost (a timeout, a
+    /// crash): if the name's live route was saved from this very input,
+    /// print that saved decision (exit 0) instead of `name_in_use`.
+    #[arg(long)]
+    pub retry: bool,
     /// Print the decision indented over several lines.
     #[arg(long)]
     pub pretty: bool,
@@ -52,7 +57,12 @@ pub async fn run(args: PlaceArgs) -> Outcome {
     // On the embedded store, the decision is made under the file's write
     // lock, on exactly the state it is saved over.
     let placer = Placer::new(Arc::new(store), engine, args.retries, 1)?;
-    let result = placer.place(request).await;
+    let repeat = if args.retry {
+        Repeat::Replay
+    } else {
+        Repeat::NameInUse
+    };
+    let result = placer.place_as(request, repeat).await;
     let placed = match result {
         Ok(p) => p,
         Err(e) => {
@@ -68,7 +78,7 @@ pub async fn run(args: PlaceArgs) -> Outcome {
     if args.report || placed.retries > 0 {
         eprintln!(
             "{}",
-            json!({"place": {"name": name, "saved": placed.saved, "retries": placed.retries, "conflicts": placed.conflicts}})
+            json!({"place": {"name": name, "saved": placed.saved, "replayed": placed.replayed, "retries": placed.retries, "conflicts": placed.conflicts}})
         );
     }
     print_json(&placed.decided.output, args.pretty)?;

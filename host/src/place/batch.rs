@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{replay, PlaceError, Placed};
+use super::{replay, PlaceError, Placed, Repeat};
 use crate::engine::{Decided, Engine, EngineError};
 use crate::store::file::FileStore;
 use crate::store::{Cause, Saved, StoreError};
@@ -30,6 +30,7 @@ pub(super) struct Batcher {
 
 struct Job {
     request: Value,
+    repeat: Repeat,
     conflicts: Vec<String>,
     reply: oneshot::Sender<Result<Placed, PlaceError>>,
 }
@@ -90,11 +91,12 @@ impl Batcher {
 
     /// Decides `request` and saves its route, batched with whatever else
     /// is being placed; the answer of [`super::place`].
-    pub(super) async fn place(&self, request: Value) -> Result<Placed, PlaceError> {
+    pub(super) async fn place(&self, request: Value, repeat: Repeat) -> Result<Placed, PlaceError> {
         let stopped = || PlaceError::Store(StoreError::unavailable("the placer stopped"));
         let (reply, answer) = oneshot::channel();
         let job = Job {
             request,
+            repeat,
             conflicts: Vec::new(),
             reply,
         };
@@ -178,10 +180,13 @@ fn run_jobs(store: &FileStore, engine: &dyn Engine, mut jobs: Vec<Job>, max_retr
                 (Some(Err(e)), _) => Err(e.into()),
                 // After the commit, so that a retry batched with the place
                 // it repeats finds that place's answer.
-                (Some(Ok(decided)), None) if replay::is_name_in_use(&decided) => {
+                (Some(Ok(decided)), None)
+                    if job.repeat == Repeat::Replay && replay::is_name_in_use(&decided) =>
+                {
                     let replayed = replay_now(store, &job.request);
                     Ok(Placed {
-                        saved: replayed.is_some(),
+                        saved: false,
+                        replayed: replayed.is_some(),
                         decided: replayed.unwrap_or(decided),
                         retries,
                         conflicts: job.conflicts,
@@ -192,6 +197,7 @@ fn run_jobs(store: &FileStore, engine: &dyn Engine, mut jobs: Vec<Job>, max_retr
                     Ok(Placed {
                         decided,
                         saved,
+                        replayed: false,
                         retries,
                         conflicts: job.conflicts,
                     })

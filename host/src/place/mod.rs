@@ -40,6 +40,21 @@ mod tests;
 
 pub use placer::Placer;
 
+/// What a place answers when the name already has a live route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Repeat {
+    /// SPEC section 3: `name_in_use`, even for the very request that saved
+    /// the route.
+    #[default]
+    NameInUse,
+    /// The caller says this place may repeat one whose answer it lost (it
+    /// asked for it: `flocker place --retry`, `POST /v1/place?retry=true`):
+    /// if the live route was saved from this very request, its saved
+    /// decision is the answer ([`Placed::replayed`]); any other request is
+    /// still `name_in_use`.
+    Replay,
+}
+
 /// Retries after a conflict before a place gives up.
 pub const DEFAULT_MAX_RETRIES: u32 = 8;
 
@@ -102,8 +117,12 @@ impl PlaceError {
 #[derive(Debug, Clone)]
 pub struct Placed {
     pub decided: Decided,
-    /// Whether a route was written (false for errors and unnamed containers).
+    /// Whether a route was written (false for errors, unnamed containers
+    /// and replays).
     pub saved: bool,
+    /// Whether the answer is the saved decision of an earlier place of
+    /// this very request ([`Repeat::Replay`]): nothing new was written.
+    pub replayed: bool,
     /// How many times a save lost to another writer and the place re-decided.
     pub retries: u32,
     /// What each lost save found taken.
@@ -116,6 +135,7 @@ pub async fn place<S: Store, E: Engine + ?Sized + 'static>(
     engine: &Arc<E>,
     request: &Value,
     max_retries: u32,
+    repeat: Repeat,
 ) -> Result<Placed, PlaceError> {
     let mut conflicts = Vec::new();
     loop {
@@ -142,11 +162,12 @@ pub async fn place<S: Store, E: Engine + ?Sized + 'static>(
             // The Arc is dropped here, before the save, so the store can
             // update its cache in place.
         };
-        if replay::is_name_in_use(&decided) {
+        if repeat == Repeat::Replay && replay::is_name_in_use(&decided) {
             if let Some(saved) = replay::replay(store, request).await {
                 return Ok(Placed {
                     decided: saved,
-                    saved: true,
+                    saved: false,
+                    replayed: true,
                     retries: conflicts.len() as u32,
                     conflicts,
                 });
@@ -156,6 +177,7 @@ pub async fn place<S: Store, E: Engine + ?Sized + 'static>(
             return Ok(Placed {
                 decided,
                 saved: false,
+                replayed: false,
                 retries: conflicts.len() as u32,
                 conflicts,
             });
@@ -166,6 +188,7 @@ pub async fn place<S: Store, E: Engine + ?Sized + 'static>(
                 return Ok(Placed {
                     decided: replay::unstorable(path, reason),
                     saved: false,
+                    replayed: false,
                     retries: conflicts.len() as u32,
                     conflicts,
                 })
@@ -177,6 +200,7 @@ pub async fn place<S: Store, E: Engine + ?Sized + 'static>(
                 return Ok(Placed {
                     decided,
                     saved: true,
+                    replayed: false,
                     retries: conflicts.len() as u32,
                     conflicts,
                 })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::batch::Batcher;
-use super::{place, PlaceError, Placed};
+use super::{place, PlaceError, Placed, Repeat};
 use crate::engine::Engine;
 use crate::store::any::AnyStore;
 
@@ -48,11 +48,18 @@ impl Placer {
         })
     }
 
-    /// Decides `request` (`{name, container, image}`) and saves its route.
+    /// Decides `request` (`{name, container, image}`) and saves its route;
+    /// a name with a live route is `name_in_use` (SPEC section 3).
     pub async fn place(&self, request: Value) -> Result<Placed, PlaceError> {
+        self.place_as(request, Repeat::NameInUse).await
+    }
+
+    /// [`Placer::place`], or a retry of a place whose answer was lost
+    /// ([`Repeat::Replay`]).
+    pub async fn place_as(&self, request: Value, repeat: Repeat) -> Result<Placed, PlaceError> {
         match &self.batcher {
-            Some(b) => b.place(request).await,
-            None => place(&*self.store, &self.engine, &request, self.retries).await,
+            Some(b) => b.place(request, repeat).await,
+            None => place(&*self.store, &self.engine, &request, self.retries, repeat).await,
         }
     }
 

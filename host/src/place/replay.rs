@@ -1,6 +1,8 @@
 //! Safe retries: a place asked again after its answer was lost (a timeout,
 //! a 503 after the write applied, a client that went away) gets back the
-//! decision that was saved, not `name_in_use`.
+//! decision that was saved, not `name_in_use`, when the caller says it is
+//! a retry ([`super::Repeat::Replay`]). Without that, a live name is
+//! `name_in_use` as SPEC section 3 says, even for the request that saved it.
 //!
 //! Each save keeps the answer beside its route ([`Store::save_answered`]),
 //! keyed by a digest of the request; the answer goes when the route is
@@ -77,7 +79,7 @@ mod tests {
     use serde_json::json;
 
     use crate::engine::Native;
-    use crate::place::Placer;
+    use crate::place::{Placer, Repeat};
     use crate::store::any::AnyStore;
     use crate::store::file::FileStore;
     use crate::store::Store;
@@ -106,10 +108,14 @@ mod tests {
             let mut other = web("nginx");
             other["name"] = json!("web.2");
             placer.place(other).await.unwrap();
-            let again = placer.place(web("nginx")).await.unwrap();
+            // Not asked as a retry, the same request is `name_in_use`.
+            let plain = placer.place(web("nginx")).await.unwrap();
+            assert_eq!(plain.decided.error_kind.as_deref(), Some("name_in_use"));
+            assert!(!plain.saved && !plain.replayed);
+            let again = placer.place_as(web("nginx"), Repeat::Replay).await.unwrap();
             assert_eq!(again.decided.output, first.decided.output);
-            assert!(again.saved);
-            let different = placer.place(web("httpd")).await.unwrap();
+            assert!(again.replayed && !again.saved);
+            let different = placer.place_as(web("httpd"), Repeat::Replay).await.unwrap();
             assert_eq!(different.decided.error_kind.as_deref(), Some("name_in_use"));
             // Removed, the name is free and its old answer is gone with it.
             for name in ["web.1", "web.2"] {

@@ -101,7 +101,7 @@ async fn a_lost_save_is_re_decided_on_fresh_state() {
     {
         let s = Server::from_value(&json!({"hostname": "n", "address": "10.0.0.1"}), "s").unwrap();
         store.put_servers(&[s]).await.unwrap();
-        let placed = place(&store, &Arc::new(Native), &request(), 8)
+        let placed = place(&store, &Arc::new(Native), &request(), 8, Repeat::NameInUse)
             .await
             .unwrap();
         assert!(placed.saved);
@@ -126,7 +126,7 @@ async fn losing_every_retry_is_a_clear_error_that_wrote_nothing() {
     {
         let s = Server::from_value(&json!({"hostname": "n", "address": "10.0.0.1"}), "s").unwrap();
         store.put_servers(&[s]).await.unwrap();
-        let e = place(&store, &Arc::new(Native), &request(), 3)
+        let e = place(&store, &Arc::new(Native), &request(), 3, Repeat::NameInUse)
             .await
             .unwrap_err();
         match &e {
@@ -152,7 +152,7 @@ async fn losing_every_retry_is_a_clear_error_that_wrote_nothing() {
 async fn errors_and_unnamed_containers_save_nothing() {
     let (store, dir) = raced(0);
     {
-        let e = place(&store, &Arc::new(Native), &request(), 8)
+        let e = place(&store, &Arc::new(Native), &request(), 8, Repeat::NameInUse)
             .await
             .unwrap();
         assert!(!e.saved);
@@ -164,6 +164,7 @@ async fn errors_and_unnamed_containers_save_nothing() {
             &Arc::new(Native),
             &json!({"container": {"Image": "w"}}),
             8,
+            Repeat::NameInUse,
         )
         .await
         .unwrap();
@@ -204,8 +205,7 @@ async fn the_placer_batches_concurrent_places_as_if_one_after_another() {
             })
             .collect();
         // The same name twice in flight with different containers: one is
-        // placed, the other is decided after it and refused (the same
-        // request twice would be a retry, answered alike: see `replay`).
+        // placed, the other is decided after it and refused.
         let twins: Vec<_> = (0..2)
             .map(|i| {
                 let mut r = req("twin.1".into());
@@ -360,7 +360,7 @@ async fn a_refused_decision_is_re_decided_only_when_the_cluster_changed_meanwhil
         path: std::sync::Mutex::new(Some(path)),
         refusals: AtomicU32::new(1),
     };
-    let placed = place(&store, &Arc::new(changed), &request(), 8)
+    let placed = place(&store, &Arc::new(changed), &request(), 8, Repeat::NameInUse)
         .await
         .unwrap();
     assert!(placed.saved);
@@ -376,7 +376,9 @@ async fn a_refused_decision_is_re_decided_only_when_the_cluster_changed_meanwhil
     };
     let mut other = request();
     other["name"] = json!("web.2");
-    let e = place(&store, &Arc::new(same), &other, 8).await.unwrap_err();
+    let e = place(&store, &Arc::new(same), &other, 8, Repeat::NameInUse)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), "policy_failed");
     assert!(e.to_string().contains("not in the inventory"), "{e}");
     assert!(store.cluster().await.unwrap().route("web.2").is_none());

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
@@ -12,7 +12,7 @@ use super::error::{json_response, HostError};
 use super::timing::Outcome;
 use crate::app::App;
 use crate::engine::{decide_blocking, Decided, EngineError};
-use crate::place::PlaceError;
+use crate::place::{PlaceError, Repeat};
 use crate::store::Store;
 
 fn read_body(body: &[u8]) -> Result<Value, HostError> {
@@ -33,17 +33,36 @@ fn decided_response(d: &Decided) -> Response {
     resp
 }
 
+/// `?retry=true` (or `1`): this place may repeat one whose answer was lost
+/// ([`Repeat::Replay`]); any other query leaves the SPEC's `name_in_use`.
+fn repeat_of(uri: &Uri) -> Repeat {
+    let asked = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .any(|pair| matches!(pair.split_once('='), Some(("retry", "true" | "1"))));
+    if asked {
+        Repeat::Replay
+    } else {
+        Repeat::NameInUse
+    }
+}
+
 pub(super) async fn v1_place(
     State(app): State<Arc<App>>,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, HostError> {
     let request = read_body(&body)?;
-    match app.place(request).await {
+    match app.place_as(request, repeat_of(&uri)).await {
         Ok(p) => {
             app.metrics.placed(p.saved, p.retries);
             let mut resp = decided_response(&p.decided);
-            resp.headers_mut()
-                .insert("x-flocker-retries", p.retries.into());
+            let headers = resp.headers_mut();
+            headers.insert("x-flocker-retries", p.retries.into());
+            if p.replayed {
+                headers.insert("x-flocker-replayed", HeaderValue::from_static("true"));
+            }
             Ok(resp)
         }
         Err(e) => {

@@ -80,14 +80,18 @@ async fn place_decide_health_and_metrics_through_the_router() {
     assert_eq!(placed["server"]["hostname"], "n1");
     assert_eq!(placed["route"]["ports"]["80/tcp"], 20000);
 
-    // The same request again is a retry: it gets the saved decision back.
+    // The same request again is `name_in_use` (SPEC section 3) unless it
+    // says it is a retry: then it gets the saved decision back.
     let (status, _, again) = call(&app, "POST", "/v1/place", &request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{again}");
+    assert_eq!(json_of(&again)["error"]["kind"], "name_in_use");
+    let (status, _, again) = call(&app, "POST", "/v1/place?retry=true", &request).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(json_of(&again), placed);
 
     // Another request for the name is a decision error (422), and nothing is saved.
     let taken = json!({"name": "web.1", "container": {"Image": "redis"}}).to_string();
-    let (status, _, body) = call(&app, "POST", "/v1/place", &taken).await;
+    let (status, _, body) = call(&app, "POST", "/v1/place?retry=true", &taken).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(json_of(&body)["error"]["kind"], "name_in_use");
 
@@ -115,8 +119,10 @@ async fn place_decide_health_and_metrics_through_the_router() {
     let (_, _, metrics) = call(&app, "GET", "/metrics", "").await;
     for line in [
         "flocker_decisions_total{endpoint=\"place\",outcome=\"decision\"} 2",
-        "flocker_decisions_total{endpoint=\"place\",outcome=\"error\"} 1",
-        "flocker_decision_errors_total{endpoint=\"place\",kind=\"name_in_use\"} 1",
+        "flocker_decisions_total{endpoint=\"place\",outcome=\"error\"} 2",
+        "flocker_decision_errors_total{endpoint=\"place\",kind=\"name_in_use\"} 2",
+        // The replayed retry wrote nothing: one save.
+        "flocker_place_saved_total 1",
         "flocker_decisions_total{endpoint=\"decide\",outcome=\"decision\"} 1",
         "flocker_decision_errors_total{endpoint=\"decide\",kind=\"invalid_body\"} 1",
     ] {

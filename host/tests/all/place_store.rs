@@ -304,3 +304,35 @@ fn concurrent_places_on_one_file_never_double_book() {
     }
     ok(&["store", "check", "--store", &store], None, 0);
 }
+
+#[test]
+fn the_same_place_twice_is_name_in_use_unless_it_is_asked_as_a_retry() {
+    let s = Scratch::new("place-retry");
+    let store = seed(&s, &demo_inventory());
+    let web = json!({"name": "web.1", "container": {"Image": "nginx"},
+                     "image": {"Config": {"ExposedPorts": {"80/tcp": {}}}}});
+    let first = place(&store, &web, 0);
+    // SPEC section 3: a live route with the same name is `name_in_use`.
+    let again = place(&store, &web, 1);
+    assert_eq!(again["error"]["kind"], "name_in_use", "{again}");
+    let retried = ok(
+        &["place", "--retry", "--report", "--store", &store],
+        Some(&web.to_string()),
+        0,
+    );
+    assert_eq!(retried.json(), first);
+    assert!(
+        retried.stderr.contains(r#""replayed":true"#)
+            && retried.stderr.contains(r#""saved":false"#),
+        "{}",
+        retried.stderr
+    );
+    // A different request for the name is refused, retry or not.
+    let other = json!({"name": "web.1", "container": {"Image": "httpd"}});
+    let refused = ok(
+        &["place", "--retry", "--store", &store],
+        Some(&other.to_string()),
+        1,
+    );
+    assert_eq!(refused.json()["error"]["kind"], "name_in_use");
+}

@@ -31,13 +31,17 @@ fn serve_places_decides_and_reports_metrics() {
     let (status, d) = server.post("/v1/place", &web("web.1"));
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["route"]["name"], "web.1");
-    // The same request again is a retry: it gets the saved decision (F9).
+    // The same request again is `name_in_use` (SPEC section 3); asked as a
+    // retry, it gets the saved decision (F9).
     let (status, again) = server.post("/v1/place", &web("web.1"));
+    assert_eq!(status, 422, "{again}");
+    assert_eq!(again["error"]["kind"], "name_in_use");
+    let (status, again) = server.post("/v1/place?retry=true", &web("web.1"));
     assert_eq!((status, &again), (200, &d));
     // Another request for the taken name is refused.
     let mut other = web("web.1");
     other["container"]["Image"] = json!("httpd");
-    let (status, e) = server.post("/v1/place", &other);
+    let (status, e) = server.post("/v1/place?retry=true", &other);
     assert_eq!(status, 422);
     assert_eq!(e["error"]["kind"], "name_in_use");
 

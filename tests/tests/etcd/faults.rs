@@ -258,7 +258,7 @@ async fn a_hung_member_is_left_by_requests_and_by_the_watch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_place_whose_answer_was_lost_gets_the_saved_decision_when_asked_again() {
     use flocker_host::engine::Native;
-    use flocker_host::place::Placer;
+    use flocker_host::place::{Placer, Repeat};
     use flocker_host::store::any::AnyStore;
     use flocker_tests::etcd::{dump, Mute};
 
@@ -281,16 +281,26 @@ async fn a_place_whose_answer_was_lost_gets_the_saved_decision_when_asked_again(
     let saved: Value = serde_json::from_str(&keys["/f9/routes/containers/web.1"])
         .expect("the lost place was applied");
 
-    // Asked again, the same request gets the decision that was saved.
-    let again = placer.place(web("web.1")).await.expect("retry");
+    // Asked again as a retry, the same request gets the decision that was
+    // saved; asked plainly, it is `name_in_use` as SPEC section 3 says.
+    let again = placer
+        .place_as(web("web.1"), Repeat::Replay)
+        .await
+        .expect("retry");
     assert!(!again.decided.is_error(), "{}", again.decided.output);
     assert_eq!(again.decided.output["route"], saved);
-    let third = placer.place(web("web.1")).await.expect("retry again");
+    assert!(again.replayed && !again.saved);
+    let third = placer
+        .place_as(web("web.1"), Repeat::Replay)
+        .await
+        .expect("retry again");
     assert_eq!(third.decided.output, again.decided.output);
+    let plain = placer.place(web("web.1")).await.unwrap();
+    assert_eq!(plain.decided.error_kind.as_deref(), Some("name_in_use"));
     // Another request for the taken name is still refused.
     let mut other = web("web.1");
     other["container"]["Image"] = json!("httpd");
-    let refused = placer.place(other).await.unwrap();
+    let refused = placer.place_as(other, Repeat::Replay).await.unwrap();
     assert_eq!(refused.decided.error_kind.as_deref(), Some("name_in_use"));
     assert!(audit(&raw, "/f9").await.problems.is_empty());
 }

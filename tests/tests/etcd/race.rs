@@ -78,9 +78,9 @@ fn four_hosts_place_400_containers_concurrently_on_one_etcd() {
                         vec![format!("c{h}.{i}")]
                     };
                     for name in names {
-                        // Each host asks for a shared name differently: the
-                        // same request again would be a retry, answered with
-                        // the saved decision, not a lost race.
+                        // Each host asks for a shared name differently, so
+                        // that even `place --retry` could not take the
+                        // winner's answer for its own.
                         let req = json!({"name": name, "container": {"Image": "web",
                             "Env": [format!("FROM_HOST={h}")],
                             "ExposedPorts": {"80/tcp": {}}}});

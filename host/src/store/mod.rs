@@ -10,6 +10,7 @@ use flocker_core::{Cluster, Route, Server};
 
 pub use answer::Answer;
 pub use prune::{Prune, Released};
+pub use twin::Twin;
 
 // Submodules: `file` (embedded redb store), `etcd` (etcd store with a
 // watch-fed cache), `url` (parsing `--store`). Each owner adds its line.
@@ -21,6 +22,7 @@ pub mod etcd;
 pub mod file;
 pub mod prune;
 pub mod storable;
+pub mod twin;
 pub mod url;
 
 /// Why a store call failed.

@@ -15,7 +15,7 @@ pub(super) struct Status {
 pub(super) struct Cache {
     /// What etcd holds, plus the routes of this store's saves in flight
     /// (see [`Pending`]).
-    pub(super) cluster: Arc<Cluster>,
+    pub(super) cluster: Twin,
     /// `mod_revision` of each route key, for the name compare.
     pub(super) route_revs: HashMap<String, i64>,
     pub(super) active_policy: Option<String>,
@@ -51,7 +51,7 @@ pub(super) struct Pending {
 impl Cache {
     pub(super) fn new() -> Cache {
         Cache {
-            cluster: Arc::new(Cluster::new()),
+            cluster: Twin::default(),
             route_revs: HashMap::new(),
             active_policy: None,
             corrupt: BTreeMap::new(),
@@ -91,11 +91,7 @@ impl Cache {
             hidden_volumes: Vec::new(),
         };
         if route.is_live() {
-            overlay(
-                Arc::make_mut(&mut self.cluster),
-                &mut pending,
-                &mut self.outbox,
-            );
+            overlay(&mut self.cluster, &mut pending, &mut self.outbox);
         }
         self.pending.insert(id, pending);
         id
@@ -104,7 +100,7 @@ impl Cache {
     /// A save ended (saved, lost or failed): put back what its overlay hid.
     pub(super) fn end_pending(&mut self, id: u64) {
         if let Some(p) = self.pending.remove(&id) {
-            unoverlay(Arc::make_mut(&mut self.cluster), p, &mut self.outbox);
+            unoverlay(&mut self.cluster, p, &mut self.outbox);
         }
     }
 
@@ -137,18 +133,18 @@ impl Cache {
                 _ => {}
             }
         }
-        Arc::make_mut(&mut self.cluster).apply_change(change.clone());
+        self.cluster.apply(change.clone());
         self.outbox.push(change.clone());
     }
 }
 
 /// Applies `change` to `cluster` and records it in `sent`.
-fn apply(cluster: &mut Cluster, change: Change, sent: &mut Vec<Change>) {
-    cluster.apply_change(change.clone());
+fn apply(cluster: &mut Twin, change: Change, sent: &mut Vec<Change>) {
+    cluster.apply(change.clone());
     sent.push(change);
 }
 
-pub(super) fn overlay(cluster: &mut Cluster, p: &mut Pending, sent: &mut Vec<Change>) {
+pub(super) fn overlay(cluster: &mut Twin, p: &mut Pending, sent: &mut Vec<Change>) {
     let route = &p.route;
     if cluster.live_route(&route.name).is_some() {
         return;
@@ -167,7 +163,7 @@ pub(super) fn overlay(cluster: &mut Cluster, p: &mut Pending, sent: &mut Vec<Cha
     apply(cluster, Change::SaveRoute(route.clone()), sent);
 }
 
-pub(super) fn unoverlay(cluster: &mut Cluster, p: Pending, sent: &mut Vec<Change>) {
+pub(super) fn unoverlay(cluster: &mut Twin, p: Pending, sent: &mut Vec<Change>) {
     let Some(hidden) = p.hidden_route else {
         return;
     };

@@ -107,6 +107,7 @@ use tokio::sync::{broadcast, watch};
 use super::check::{claim_explained, parse_port_key, Checked};
 use super::{
     active_changed, named_volumes, Answer, PolicyRecord, Prune, Released, Saved, Store, StoreError,
+    Twin,
 };
 
 mod config;

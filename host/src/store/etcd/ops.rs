@@ -17,7 +17,7 @@ impl Store for EtcdStore {
                 return Err(unavailable(&self.config, "cluster state", why));
             }
         }
-        Ok(self.shared.read().cluster.clone())
+        Ok(self.shared.read().cluster.share())
     }
 
     fn changes(&self) -> broadcast::Receiver<Change> {

@@ -71,7 +71,7 @@ fn base() -> Cluster {
 #[test]
 fn a_save_in_flight_is_seen_by_decisions_and_comes_off_exactly() {
     let mut cache = Cache::new();
-    cache.cluster = Arc::new(base());
+    cache.cluster = Twin::new(base());
     assert_eq!(next_port_on_n1(&cache.cluster), 20001);
     let b = live("b.1", 20001, &["data:/d"]);
     let id = cache.add_pending(&b);
@@ -93,7 +93,7 @@ fn a_save_in_flight_is_seen_by_decisions_and_comes_off_exactly() {
 #[test]
 fn a_saved_overlay_gives_way_to_the_watched_record() {
     let mut cache = Cache::new();
-    cache.cluster = Arc::new(base());
+    cache.cluster = Twin::new(base());
     let b = live("b.1", 20001, &["data:/d"]);
     let id = cache.add_pending(&b);
     // The watch brings the save back before it ends.
@@ -126,7 +126,7 @@ fn follow(followers: &mut [&mut Cluster], cache: &mut Cache) {
 #[test]
 fn the_feed_carries_saves_in_flight_and_takes_a_lost_one_back() {
     let mut cache = Cache::new();
-    cache.cluster = Arc::new(base());
+    cache.cluster = Twin::new(base());
     let mut follower = base();
     let id = cache.add_pending(&live("b.1", 20001, &["data:/d"]));
     follow(&mut [&mut follower], &mut cache);

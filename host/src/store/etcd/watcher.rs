@@ -36,7 +36,7 @@ pub(super) async fn load(members: &Members, keys: &Keys) -> Result<Snapshot, Sto
             cluster.apply_change(Change::ClaimPort { server, port });
         }
     }
-    cache.cluster = Arc::new(cluster);
+    cache.cluster = Twin::new(cluster);
     Ok(Snapshot { revision, cache })
 }
 
@@ -120,7 +120,7 @@ pub(super) fn install(shared: &Shared, snapshot: Snapshot) {
         // difference is taken between the two clusters as decisions see
         // them, with this store's saves in flight shown over both.
         let pending = std::mem::take(&mut cache.pending);
-        let old = cache.cluster.clone();
+        let old = cache.cluster.share();
         let next_pending = cache.next_pending;
         *cache = snapshot.cache;
         cache.next_pending = next_pending;
@@ -131,7 +131,7 @@ pub(super) fn install(shared: &Shared, snapshot: Snapshot) {
                 hidden_route: None,
                 hidden_volumes: Vec::new(),
             };
-            overlay(Arc::make_mut(&mut cache.cluster), &mut again, &mut shown);
+            overlay(&mut cache.cluster, &mut again, &mut shown);
             cache.pending.insert(id, again);
         }
         cache.outbox = old.changes_to(&cache.cluster);

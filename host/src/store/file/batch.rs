@@ -64,7 +64,7 @@ impl Inner {
         let mut outcomes = Vec::with_capacity(items.len());
         let mut changes = Vec::new();
         for item in items.iter_mut() {
-            let Some((route, answer)) = decide(item, &cache.cluster) else {
+            let Some((route, answer)) = decide(item, &cache.cluster.share()) else {
                 outcomes.push(None);
                 continue;
             };
@@ -76,9 +76,8 @@ impl Inner {
                 }
             };
             if !made.is_empty() {
-                let cluster = Arc::make_mut(&mut cache.cluster);
                 for c in &made {
-                    cluster.apply_change(c.clone());
+                    cache.cluster.apply(c.clone());
                     let _ = self.changes.send(c.clone());
                 }
                 changes.extend(made);

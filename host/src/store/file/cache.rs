@@ -80,7 +80,7 @@ impl Inner {
         if generation != cache.generation {
             self.catch_up(cache, &txn, generation)?;
         }
-        Ok(cache.cluster.clone())
+        Ok(cache.cluster.share())
     }
 
     /// Brings `cache` to `generation`: by the changelog when it holds every
@@ -114,9 +114,8 @@ impl Inner {
                 expect += 1;
             }
             if expect == generation + 1 {
-                let cluster = Arc::make_mut(&mut cache.cluster);
                 for c in changes {
-                    cluster.apply_change(c.clone());
+                    cache.cluster.apply(c.clone());
                     let _ = self.changes.send(c);
                 }
                 cache.generation = generation;
@@ -127,7 +126,7 @@ impl Inner {
         for c in cache.cluster.changes_to(&rebuilt) {
             let _ = self.changes.send(c);
         }
-        cache.cluster = Arc::new(rebuilt);
+        cache.cluster.replace(rebuilt);
         cache.generation = generation;
         Ok(())
     }
@@ -210,9 +209,8 @@ impl Inner {
         let end = start + changes.len() as u64;
         let mut cache = self.lock();
         if cache.generation == start {
-            let cluster = Arc::make_mut(&mut cache.cluster);
             for c in changes {
-                cluster.apply_change(c.clone());
+                cache.cluster.apply(c.clone());
                 let _ = self.changes.send(c);
             }
             cache.generation = end;

@@ -45,6 +45,7 @@ use tokio::sync::broadcast;
 use super::check::{claim_explained, parse_port_key, Checked};
 use super::{
     active_changed, named_volumes, Answer, PolicyRecord, Prune, Released, Saved, Store, StoreError,
+    Twin,
 };
 
 macro_rules! tried {
@@ -92,7 +93,7 @@ struct Inner {
 
 struct Cache {
     generation: u64,
-    cluster: Arc<Cluster>,
+    cluster: Twin,
 }
 
 fn db_err(path: &Path, e: impl Into<redb::Error>) -> StoreError {
@@ -165,7 +166,7 @@ impl FileStore {
                 path,
                 cache: Mutex::new(Cache {
                     generation: 0,
-                    cluster: Arc::new(Cluster::new()),
+                    cluster: Twin::default(),
                 }),
                 changes,
             }),

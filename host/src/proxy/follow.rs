@@ -101,8 +101,11 @@ async fn on_event(p: &Proxy, b: &Backend, e: &Value) {
         "destroy" | "remove" => {
             // The event may come after a new container took the name (`rm
             // -f x` then `run --name x`): free the route only when no
-            // container of that name is on the server now.
-            if !name.is_empty() && !exists_on(p, b, name).await {
+            // container of that name is on the server now, and no create of
+            // it is under way (its route is saved before the server has the
+            // container, so the lookup alone would free the new route).
+            let creating = || p.pulls.is_creating(name);
+            if !name.is_empty() && !creating() && !exists_on(p, b, name).await && !creating() {
                 route_gone(p, &b.hostname, name).await;
                 p.locator.forget(name);
             }

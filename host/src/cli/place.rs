@@ -57,12 +57,7 @@ pub async fn run(args: PlaceArgs) -> Outcome {
     // On the embedded store, the decision is made under the file's write
     // lock, on exactly the state it is saved over.
     let placer = Placer::new(Arc::new(store), engine, args.retries, 1)?;
-    let repeat = if args.retry {
-        Repeat::Replay
-    } else {
-        Repeat::NameInUse
-    };
-    let result = placer.place_as(request, repeat).await;
+    let result = placer.place_as(request, Repeat::asked(args.retry)).await;
     let placed = match result {
         Ok(p) => p,
         Err(e) => {

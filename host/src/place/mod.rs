@@ -55,6 +55,17 @@ pub enum Repeat {
     Replay,
 }
 
+impl Repeat {
+    /// [`Repeat::Replay`] when the caller said the place is a retry.
+    pub fn asked(retry: bool) -> Repeat {
+        if retry {
+            Repeat::Replay
+        } else {
+            Repeat::NameInUse
+        }
+    }
+}
+
 /// Retries after a conflict before a place gives up.
 pub const DEFAULT_MAX_RETRIES: u32 = 8;
 

@@ -36,16 +36,12 @@ fn decided_response(d: &Decided) -> Response {
 /// `?retry=true` (or `1`): this place may repeat one whose answer was lost
 /// ([`Repeat::Replay`]); any other query leaves the SPEC's `name_in_use`.
 fn repeat_of(uri: &Uri) -> Repeat {
-    let asked = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .any(|pair| matches!(pair.split_once('='), Some(("retry", "true" | "1"))));
-    if asked {
-        Repeat::Replay
-    } else {
-        Repeat::NameInUse
-    }
+    Repeat::asked(
+        uri.query()
+            .unwrap_or("")
+            .split('&')
+            .any(|pair| matches!(pair.split_once('='), Some(("retry", "true" | "1")))),
+    )
 }
 
 pub(super) async fn v1_place(

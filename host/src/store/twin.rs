@@ -61,28 +61,25 @@ impl Twin {
             self.lagged(change);
             return;
         }
-        let caught_up = self.spare.as_mut().and_then(|spare| {
-            let copy = Arc::get_mut(spare)?;
-            for c in self.lag.drain(..) {
-                copy.apply_change(c);
-            }
-            copy.apply_change(change.clone());
-            Some(())
-        });
-        let old_front = match caught_up {
-            Some(()) => {
-                let spare = self.spare.take().unwrap_or_default();
-                std::mem::replace(&mut self.front, spare)
-            }
-            None => {
-                // Both copies held (or no spare yet): the one copy F19
-                // allows, after which the held front becomes the spare.
+        // The spare, if no reader holds it, brought up to date; else the
+        // one copy F19 allows (both copies held, or no spare yet). Either
+        // way the held front becomes the spare.
+        let lag = &mut self.lag;
+        let next = self
+            .spare
+            .take()
+            .and_then(|mut spare| {
+                let copy = Arc::get_mut(&mut spare)?;
+                catch_up(copy, lag);
+                copy.apply_change(change.clone());
+                Some(spare)
+            })
+            .unwrap_or_else(|| {
                 let mut fresh = (*self.front).clone();
                 fresh.apply_change(change.clone());
-                std::mem::replace(&mut self.front, Arc::new(fresh))
-            }
-        };
-        self.spare = Some(old_front);
+                Arc::new(fresh)
+            });
+        self.spare = Some(std::mem::replace(&mut self.front, next));
         self.lag.clear();
         self.lagged(change);
     }
@@ -98,16 +95,19 @@ impl Twin {
             return;
         }
         match Arc::get_mut(spare) {
-            Some(copy) => {
-                for c in self.lag.drain(..) {
-                    copy.apply_change(c);
-                }
-            }
+            Some(copy) => catch_up(copy, &mut self.lag),
             None => {
                 self.spare = None;
                 self.lag = Vec::new();
             }
         }
+    }
+}
+
+/// Applies the backlog `lag` to the spare `copy`, emptying it.
+fn catch_up(copy: &mut Cluster, lag: &mut Vec<Change>) {
+    for c in lag.drain(..) {
+        copy.apply_change(c);
     }
 }
 

@@ -21,6 +21,7 @@ pub mod check;
 pub mod etcd;
 pub mod file;
 pub mod prune;
+pub mod records;
 pub mod storable;
 pub mod twin;
 pub mod url;

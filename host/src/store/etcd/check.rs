@@ -51,9 +51,9 @@ impl EtcdStore {
                 continue;
             };
             route_revs.insert(name.to_string(), kv.mod_revision());
-            match parse_route(key, name, text) {
+            match read_route(key, name, text) {
                 Ok(r) => cluster.apply_change(Change::SaveRoute(r)),
-                Err((key, reason)) => problems.push(format!("corrupt record at {key}: {reason}")),
+                Err(e) => problems.push(e.to_string()),
             }
         }
         for kv in &volumes {

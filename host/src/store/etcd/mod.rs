@@ -105,6 +105,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
 use super::check::{claim_explained, parse_port_key, Checked};
+use super::records::{read_route, read_server, read_volume_claim};
 use super::{
     active_changed, named_volumes, Answer, PolicyRecord, Prune, Released, Saved, Store, StoreError,
     Twin,

@@ -114,8 +114,7 @@ impl Store for EtcdStore {
                 key: key.clone(),
                 reason: "value is not UTF-8".into(),
             })?;
-            let route = parse_route(&key, name, text)
-                .map_err(|(key, reason)| StoreError::Corrupt { key, reason })?;
+            let route = read_route(&key, name, text)?;
             if !route.is_live() {
                 return Ok(Some(route));
             }
@@ -218,7 +217,7 @@ impl Store for EtcdStore {
             };
             let entry = self.keys.history_entry(seq);
             let mut ops = vec![
-                TxnOp::put(entry.clone(), policy_record_value(&record), None),
+                TxnOp::put(entry.clone(), record.to_text(), None),
                 TxnOp::put(self.keys.active(), digest, None),
             ];
             if !stored {
@@ -250,7 +249,9 @@ impl Store for EtcdStore {
                 ),
             )
             .await?;
-        kvs.iter().map(parse_policy_record).collect()
+        kvs.iter()
+            .map(|kv| PolicyRecord::from_text(&String::from_utf8_lossy(kv.key()), kv.value()))
+            .collect()
     }
 
     async fn policy_active(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {

@@ -57,18 +57,12 @@ pub(super) fn read_put(keys: &Keys, kv: &KeyValue, cache: &mut Cache) -> Option<
         cache.route_revs.insert(name.to_string(), kv.mod_revision());
     }
     let parsed = match kind {
-        Kind::Server(h) => parse_server(key, h, text).map(Change::UpsertServer),
-        Kind::Route(n) => parse_route(key, n, text).map(Change::SaveRoute),
-        Kind::Volume(v) => {
-            if text.is_empty() {
-                Err((key.to_string(), "empty hostname".to_string()))
-            } else {
-                Ok(Change::ClaimVolume {
-                    volume: v.to_string(),
-                    server: text.to_string(),
-                })
-            }
-        }
+        Kind::Server(h) => read_server(key, h, text).map(Change::UpsertServer),
+        Kind::Route(n) => read_route(key, n, text).map(Change::SaveRoute),
+        Kind::Volume(v) => read_volume_claim(key, text).map(|server| Change::ClaimVolume {
+            volume: v.to_string(),
+            server,
+        }),
         Kind::PolicyActive => {
             cache.active_policy = Some(text.to_string());
             return None;
@@ -80,9 +74,13 @@ pub(super) fn read_put(keys: &Keys, kv: &KeyValue, cache: &mut Cache) -> Option<
             cache.corrupt.remove(key);
             Some(change)
         }
-        Err((key, reason)) => {
+        Err(e) => {
+            let reason = match e {
+                StoreError::Corrupt { reason, .. } => reason,
+                other => other.to_string(),
+            };
             tracing::warn!(%key, %reason, "corrupt etcd record left out of the cluster");
-            cache.corrupt.insert(key, reason);
+            cache.corrupt.insert(key.to_string(), reason);
             read_delete(keys, kv, cache)
         }
     }

@@ -104,10 +104,7 @@ impl Inner {
                 // A change this binary cannot read (a newer binary's op, a
                 // damaged entry) ends the log path: the tables are the truth.
                 let key = format!("changelog/{}", k.value());
-                let Ok(value) = parse_json(&key, v.value()) else {
-                    break;
-                };
-                let Ok(change) = Change::from_value(&value, &key) else {
+                let Ok(change) = records::read_change(&key, v.value()) else {
                     break;
                 };
                 changes.push(change);

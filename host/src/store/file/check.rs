@@ -53,10 +53,7 @@ impl Inner {
         for item in tried!(self, log.iter())? {
             let (k, v) = tried!(self, item)?;
             let key = format!("changelog/{}", k.value());
-            let read = parse_json(&key, v.value()).and_then(|value| {
-                Change::from_value(&value, &key).map_err(|e| corrupt(key.clone(), e))
-            });
-            if let Err(e) = read {
+            if let Err(e) = records::read_change(&key, v.value()) {
                 problems.push(format!("{e} (handles rebuild from the tables past it)"));
             }
         }

@@ -39,10 +39,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use flocker_core::{Change, Cluster, Route, Server};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
-use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::check::{claim_explained, parse_port_key, Checked};
+use super::records;
 use super::{
     active_changed, named_volumes, Answer, PolicyRecord, Prune, Released, Saved, Store, StoreError,
     Twin,

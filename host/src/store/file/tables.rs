@@ -32,22 +32,12 @@ pub(super) fn corrupt(key: String, reason: impl std::fmt::Display) -> StoreError
     }
 }
 
-pub(super) fn parse_json(key: &str, text: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| corrupt(key.to_string(), e))
-}
-
 pub(super) fn read_route(name: &str, text: &str) -> Result<Route, StoreError> {
-    let key = format!("/routes/containers/{name}");
-    let v = parse_json(&key, text)?;
-    let mut r = Route::from_value(&v, Some(name), &key).map_err(|e| corrupt(key.clone(), e))?;
-    r.name = name.to_string();
-    Ok(r)
+    records::read_route(&format!("/routes/containers/{name}"), name, text)
 }
 
 pub(super) fn read_server(hostname: &str, text: &str) -> Result<Server, StoreError> {
-    let key = format!("/inventory/{hostname}");
-    let v = parse_json(&key, text)?;
-    Server::from_value(&v, &key).map_err(|e| corrupt(key.clone(), e))
+    records::read_server(&format!("/inventory/{hostname}"), hostname, text)
 }
 
 pub(super) fn port_key(server: &str, port: u16) -> String {

@@ -196,9 +196,7 @@ impl Inner {
                 Some((k, _)) => k.value() + 1,
                 None => 1,
             };
-            let text = json!({"digest": record.digest, "pushed_at": record.pushed_at, "info": record.info})
-                .to_string();
-            tried!(self, history.insert(next, text.as_str()))?;
+            tried!(self, history.insert(next, record.to_text().as_str()))?;
             let mut meta = tried!(self, txn.open_table(META))?;
             tried!(self, meta.insert(POLICY_ACTIVE, record.digest.as_str()))?;
         }
@@ -212,18 +210,7 @@ impl Inner {
         for item in tried!(self, history.iter())? {
             let (k, v) = tried!(self, item)?;
             let key = format!("policy_history/{}", k.value());
-            let value = parse_json(&key, v.value())?;
-            let digest = value["digest"].as_str();
-            let pushed_at = value["pushed_at"].as_u64();
-            let info = value["info"].as_str();
-            match (digest, pushed_at, info) {
-                (Some(d), Some(p), Some(i)) => out.push(PolicyRecord {
-                    digest: d.to_string(),
-                    pushed_at: p,
-                    info: i.to_string(),
-                }),
-                _ => return Err(corrupt(key, "expected {digest, pushed_at, info}")),
-            }
+            out.push(PolicyRecord::from_text(&key, v.value().as_bytes())?);
         }
         Ok(out)
     }

@@ -30,12 +30,13 @@ use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use bytes::Bytes;
 use hyper::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::backend;
+use super::create_request::{self, CreateBody};
 use super::error::ProxyError;
 use super::follow::route_gone;
-use super::forward::{self, percent_encode, query_param};
+use super::forward;
 use super::pull::hidden_pull;
 use super::{locate, Backend, Proxy};
 use crate::net::{limits::declared_length, read_body};
@@ -62,28 +63,16 @@ pub async fn create(
     let Some(_pass) = p.decisions.try_enter() else {
         return Err(ProxyError::Overloaded);
     };
-    let container: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ProxyError::BadRequest(format!("the create body is not valid JSON: {e}")))?;
-    let Some(object) = container.as_object() else {
-        return Err(ProxyError::BadRequest(
-            "the create body must be a JSON object".into(),
-        ));
-    };
-    let image = match object.get("Image") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            return Err(ProxyError::BadRequest("Image: is required".into()))
-        }
-        Some(_) => return Err(ProxyError::BadRequest("Image: expected a string".into())),
-    };
     let query = parts.uri.query();
-    let name = match query_param(query, "name").filter(|n| !n.is_empty()) {
-        Some(n) => n.trim_start_matches('/').to_string(),
-        None => p.pulls.fresh_name(&image),
-    };
+    let CreateBody {
+        container,
+        image,
+        name,
+    } = create_request::read(&bytes, query)?;
+    let name = name.unwrap_or_else(|| p.pulls.fresh_name(&image));
     let _creating = p.pulls.creating(&name);
     let (have, config) = locate::image_servers_with_config(p, version, &image).await?;
-    let request = json!({"name": name, "container": container, "image": config});
+    let request = create_request::decision_request(&name, &container, config.as_ref());
     if have.is_empty() {
         return no_such_image(p, &request, &image).await;
     }
@@ -149,10 +138,8 @@ pub async fn create(
                 return Err(ProxyError::NoSuchImage(image));
             }
         }
-        let rewritten = output.get("container").cloned().unwrap_or(Value::Null);
-        let body = serde_json::to_vec(&rewritten)
-            .map_err(|e| ProxyError::Backend(format!("cannot write the create body: {e}")))?;
-        let path = create_path(version, query, &name);
+        let body = create_request::rewritten_body(output)?;
+        let path = create_request::server_path(version, query, &name);
         let mut breq = backend::request(Method::POST, &b.dial, &path, Some(Bytes::from(body)))?;
         copy_header(&parts.headers, breq.headers_mut(), "x-registry-auth");
         let answer = match backend::send(&b.dial, breq, false, Some(p.call_timeout())).await {
@@ -206,18 +193,6 @@ fn copy_header(from: &hyper::HeaderMap, to: &mut hyper::HeaderMap, name: &'stati
     if let Some(v) = from.get(name) {
         to.insert(name, v.clone());
     }
-}
-
-/// The create path for the server: the client's query with `name` set.
-fn create_path(version: &str, query: Option<&str>, name: &str) -> String {
-    let mut pairs: Vec<String> = query
-        .unwrap_or("")
-        .split('&')
-        .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some("name"))
-        .map(str::to_string)
-        .collect();
-    pairs.push(format!("name={}", percent_encode(name)));
-    format!("{version}/containers/create?{}", pairs.join("&"))
 }
 
 /// A decision error as the proxy answers it, counted.
@@ -291,19 +266,5 @@ async fn has_image(p: &Proxy, version: &str, b: &Backend, image: &str) -> Result
         Ok((status, _)) => Ok(status == StatusCode::OK),
         Err(e @ ProxyError::Unreachable(_)) => Err(e),
         Err(_) => Ok(false),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn create_path_sets_the_name() {
-        assert_eq!(
-            create_path("/v1.41", Some("name=x&platform=linux"), "auth.1"),
-            "/v1.41/containers/create?platform=linux&name=auth.1"
-        );
-        assert_eq!(create_path("", None, "a_1"), "/containers/create?name=a_1");
     }
 }

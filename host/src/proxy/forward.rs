@@ -166,12 +166,18 @@ fn routed_kind(action: &str) -> &'static str {
     }
 }
 
-/// One query parameter, percent-decoded.
+/// One query parameter (the first), percent-decoded. Keys are decoded
+/// too, as the daemon's Go `url.ParseQuery` decodes them: `n%61me=x` is
+/// `name` to it, so it is `name` here.
 pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| percent_decode(v))
+        is_key(k, key).then(|| percent_decode(v))
     })
+}
+
+fn is_key(raw: &str, key: &str) -> bool {
+    raw == key || (raw.contains(['%', '+']) && percent_decode(raw) == key)
 }
 
 /// `path?query` with `key` set to `value` (replaced where it was, else
@@ -182,7 +188,7 @@ pub fn with_query_param(path_and_query: &str, key: &str, value: &str) -> String 
         .unwrap_or((path_and_query, ""));
     let mut pairs: Vec<String> = query
         .split('&')
-        .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some(key))
+        .filter(|kv| !kv.is_empty() && !is_key(kv.split('=').next().unwrap_or(kv), key))
         .map(str::to_string)
         .collect();
     pairs.push(format!("{key}={}", percent_encode(value)));
@@ -356,6 +362,13 @@ mod tests {
             "/events?since=1&until=9"
         );
         assert_eq!(with_query_param("/events", "until", "9"), "/events?until=9");
+        // A key the daemon decodes to `name` is `name`: the decided name
+        // replaces it rather than being a second, later one it ignores.
+        assert_eq!(
+            with_query_param("/c?n%61me=x&a=1", "name", "web.1"),
+            "/c?a=1&name=web.1"
+        );
+        assert_eq!(query_param(Some("n%61me=x"), "name").as_deref(), Some("x"));
         assert_eq!(percent_encode("{\"a\":1}"), "%7B%22a%22%3A1%7D");
     }
 }

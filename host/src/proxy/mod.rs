@@ -4,7 +4,8 @@
 //! A call comes in on a listener ([`listen`]), is classified
 //! ([`endpoint`]) and then:
 //! - answered here: `/_ping`, `/version`, `/info` ([`combine`]);
-//! - decided: `POST /containers/create` ([`create`]): the image's config
+//! - decided: `POST /containers/create` ([`create`]; reading the body and
+//!   the rewritten request, pure, in [`create_request`]): the image's config
 //!   from a server that has it, [`App::place`], the rewritten body sent to
 //!   the chosen server;
 //! - routed to the server that holds the container or exec instance
@@ -20,6 +21,7 @@
 pub mod backend;
 pub mod combine;
 pub mod create;
+pub mod create_request;
 pub mod dial_tls;
 pub mod down;
 pub mod endpoint;

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::backend::{self};
 use super::combine::path_and_query;
+use super::create_request;
 use super::error::ProxyError;
 use super::events::{merged, LineMap};
 use super::forward::{self, percent_encode, query_param};
@@ -66,32 +67,14 @@ impl PendingPulls {
         lock(&self.creating).contains(name)
     }
 
-    /// A name Docker accepts (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`) and no one has
-    /// used: `<image base>_<n>` has no dot, so each unnamed container is its
-    /// own service and never joins a group a `--link` could name.
+    /// A name no one has used for an unnamed create of `image`
+    /// ([`create_request::fresh_name`]).
     pub(super) fn fresh_name(&self, image: &str) -> String {
-        let base: String = image
-            .rsplit('/')
-            .next()
-            .unwrap_or(image)
-            .split([':', '@'])
-            .next()
-            .unwrap_or("")
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let base = if base.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            base
-        } else {
-            format!("c{base}")
-        };
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
-        // The time keeps names apart across restarts and proxies, the
-        // counter within one.
-        format!("{base}_{:x}{n:x}", stamp & 0xffff_ffff_ffff)
+        create_request::fresh_name(image, stamp, n)
     }
 }
 

@@ -21,6 +21,10 @@ use crate::store::any::AnyStore;
 /// The kind of a request body that is not JSON, refused before deciding.
 pub const INVALID_BODY: &str = "invalid_body";
 
+/// The kind of a call whose query the service does not take
+/// (`?retry=yes`), refused before deciding.
+pub const INVALID_QUERY: &str = "invalid_query";
+
 /// The kind of a decision refused because `--max-decisions` are running.
 pub const OVERLOADED: &str = "overloaded";
 
@@ -126,14 +130,14 @@ fn set_policy(metrics: &Metrics, host: &PolicyHost) {
 }
 
 /// Every error kind the service can answer: the engine's, the place's,
-/// and the body it refuses before deciding. A policy module's own kinds
+/// and the body or query it refuses before deciding. A policy module's own kinds
 /// are counted as `other`.
 fn known_kinds() -> impl Iterator<Item = &'static str> {
     DecisionError::KINDS
         .iter()
         .chain(PlaceError::KINDS)
         .copied()
-        .chain([INVALID_BODY, OVERLOADED])
+        .chain([INVALID_BODY, INVALID_QUERY, OVERLOADED])
 }
 
 /// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).

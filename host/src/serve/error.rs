@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::timing::Outcome;
-use crate::app::{INVALID_BODY, OVERLOADED};
+use crate::app::{INVALID_BODY, INVALID_QUERY, OVERLOADED};
 use crate::net::BodyError;
 use crate::place::PlaceError;
 
@@ -16,6 +16,9 @@ pub(super) enum HostError {
     /// The body is not JSON (400).
     #[error("{0}")]
     InvalidBody(flocker_core::DecisionError),
+    /// A query parameter the service does not take (400).
+    #[error("{0}")]
+    InvalidQuery(String),
     /// The body was too large (413), too slow (408) or broken (400).
     #[error(transparent)]
     Body(#[from] BodyError),
@@ -31,6 +34,7 @@ impl HostError {
     fn kind(&self) -> &'static str {
         match self {
             HostError::InvalidBody(_) | HostError::Body(_) => INVALID_BODY,
+            HostError::InvalidQuery(_) => INVALID_QUERY,
             HostError::Overloaded => OVERLOADED,
             HostError::Place(e) => e.kind(),
         }
@@ -38,9 +42,9 @@ impl HostError {
 
     fn status(&self) -> StatusCode {
         match self {
-            HostError::InvalidBody(_) | HostError::Body(BodyError::Broken(_)) => {
-                StatusCode::BAD_REQUEST
-            }
+            HostError::InvalidBody(_)
+            | HostError::InvalidQuery(_)
+            | HostError::Body(BodyError::Broken(_)) => StatusCode::BAD_REQUEST,
             HostError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             HostError::Body(BodyError::TimedOut { .. }) => StatusCode::REQUEST_TIMEOUT,
             HostError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,

@@ -34,14 +34,27 @@ fn decided_response(d: &Decided) -> Response {
 }
 
 /// `?retry=true` (or `1`): this place may repeat one whose answer was lost
-/// ([`Repeat::Replay`]); any other query leaves the SPEC's `name_in_use`.
-fn repeat_of(uri: &Uri) -> Repeat {
-    Repeat::asked(
-        uri.query()
-            .unwrap_or("")
-            .split('&')
-            .any(|pair| matches!(pair.split_once('='), Some(("retry", "true" | "1")))),
-    )
+/// ([`Repeat::Replay`]); `false`, `0` or no `retry` leave the SPEC's
+/// `name_in_use`. Any other value is a 400: a client that meant a retry
+/// and misspelt it would otherwise get `name_in_use` for its own place.
+fn repeat_of(uri: &Uri) -> Result<Repeat, HostError> {
+    let mut asked = false;
+    for pair in uri.query().unwrap_or("").split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != "retry" {
+            continue;
+        }
+        asked = match value {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            other => {
+                return Err(HostError::InvalidQuery(format!(
+                    "retry: expected true, 1, false or 0, got {other:?}"
+                )))
+            }
+        };
+    }
+    Ok(Repeat::asked(asked))
 }
 
 pub(super) async fn v1_place(
@@ -49,8 +62,9 @@ pub(super) async fn v1_place(
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, HostError> {
+    let repeat = repeat_of(&uri)?;
     let request = read_body(&body)?;
-    match app.place_as(request, repeat_of(&uri)).await {
+    match app.place_as(request, repeat).await {
         Ok(p) => {
             app.metrics.placed(p.saved, p.retries);
             let mut resp = decided_response(&p.decided);

@@ -131,6 +131,30 @@ async fn place_decide_health_and_metrics_through_the_router() {
 }
 
 #[tokio::test]
+async fn a_retry_value_it_does_not_know_is_a_400_and_saves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(&dir).await;
+    let request = json!({"name": "web.1", "container": {"Image": "nginx"}}).to_string();
+    let (status, _, body) = call(&app, "POST", "/v1/place?retry=yes", &request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let error = &json_of(&body)["error"];
+    assert_eq!(error["kind"], "invalid_query");
+    assert_eq!(
+        error["message"],
+        "retry: expected true, 1, false or 0, got \"yes\""
+    );
+    assert_eq!(app.store.cluster().await.unwrap().routes().count(), 0);
+    // `false` is a plain place: saved once, then `name_in_use`.
+    for (want, path) in [
+        (StatusCode::OK, "/v1/place?retry=false"),
+        (StatusCode::UNPROCESSABLE_ENTITY, "/v1/place?retry=0"),
+    ] {
+        let (status, _, body) = call(&app, "POST", path, &request).await;
+        assert_eq!(status, want, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn a_decision_over_the_slots_is_a_quick_503_and_a_big_body_a_413() {
     let dir = tempfile::tempdir().unwrap();
     let app = app(&dir).await;

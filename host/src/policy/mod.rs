@@ -349,10 +349,7 @@ pub fn validate(runtime: &Runtime, bytes: &[u8]) -> Result<PolicyInfo, PolicyErr
 
 /// The digest modules are known by: sha256 of their bytes, lowercase hex.
 pub fn digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// Checks that `bytes` read from a store are the module stored as
@@ -379,4 +376,16 @@ pub fn load_validated(
     let policy = runtime.load(bytes)?;
     let info = policy.validate()?;
     Ok((policy, info))
+}
+
+#[cfg(test)]
+mod digest_tests {
+    #[test]
+    fn a_digest_is_the_sha256_sha256sum_prints() {
+        assert_eq!(
+            super::digest(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(super::check_digest(&super::digest(b"x"), b"y").is_err());
+    }
 }

@@ -63,10 +63,7 @@ impl Answer {
 pub fn request_digest(request: &Value) -> String {
     let part = |k: &str| request.get(k).cloned().unwrap_or(Value::Null);
     let text = json!([part("name"), part("container"), part("image")]).to_string();
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 
 #[cfg(test)]
@@ -80,6 +77,11 @@ mod tests {
         let answer = Answer::new(&a, &json!({"server": {"hostname": "n1"}}));
         assert!(answer.answers(&a.clone()));
         assert!(!answer.answers(&b));
+        // The sha256 of `["a.1",{"Image":"x"},{}]`, as sha256sum prints it.
+        assert_eq!(
+            answer.digest,
+            "a9ccf56322b4db1bf460042a183b365c0130487054166b49e32c5fab6f6862b4"
+        );
         let back = Answer::from_text("k", &answer.to_text()).unwrap();
         assert_eq!(back, answer);
         assert!(matches!(

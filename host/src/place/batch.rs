@@ -172,7 +172,6 @@ fn run_jobs(store: &FileStore, engine: &dyn Engine, mut jobs: Vec<Job>, max_retr
         let decided: Vec<_> = slots.into_iter().map(|s| s.decided).collect();
         let mut again = Vec::new();
         for ((mut job, decided), saved) in jobs.into_iter().zip(decided).zip(saved) {
-            let retries = job.conflicts.len() as u32;
             let answer = match (decided, saved) {
                 (None, _) => Err(PlaceError::Store(StoreError::unavailable(
                     "the batch ended before this place was decided",
@@ -183,23 +182,16 @@ fn run_jobs(store: &FileStore, engine: &dyn Engine, mut jobs: Vec<Job>, max_retr
                 (Some(Ok(decided)), None)
                     if job.repeat == Repeat::Replay && replay::is_name_in_use(&decided) =>
                 {
-                    let replayed = replay_now(store, &job.request);
-                    Ok(Placed {
-                        saved: false,
-                        replayed: replayed.is_some(),
-                        decided: replayed.unwrap_or(decided),
-                        retries,
-                        conflicts: job.conflicts,
+                    Ok(match replay_now(store, &job.request) {
+                        Some(saved) => Placed::replayed(saved, job.conflicts),
+                        None => Placed::unsaved(decided, job.conflicts),
                     })
                 }
                 (Some(Ok(decided)), None | Some(Saved::Saved)) => {
-                    let saved = decided.route.is_some() && !decided.is_error();
-                    Ok(Placed {
-                        decided,
-                        saved,
-                        replayed: false,
-                        retries,
-                        conflicts: job.conflicts,
+                    Ok(if decided.route.is_some() && !decided.is_error() {
+                        Placed::saved(decided, job.conflicts)
+                    } else {
+                        Placed::unsaved(decided, job.conflicts)
                     })
                 }
                 (Some(Ok(_)), Some(Saved::Conflict(why))) => {

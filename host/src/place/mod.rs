@@ -140,6 +140,33 @@ pub struct Placed {
     pub conflicts: Vec<String>,
 }
 
+impl Placed {
+    /// A decision that wrote nothing (an error, an unnamed container).
+    pub(crate) fn unsaved(decided: Decided, conflicts: Vec<String>) -> Placed {
+        Placed::new(decided, false, false, conflicts)
+    }
+
+    /// A decision whose route was saved.
+    pub(crate) fn saved(decided: Decided, conflicts: Vec<String>) -> Placed {
+        Placed::new(decided, true, false, conflicts)
+    }
+
+    /// The saved answer of an earlier place of this request.
+    pub(crate) fn replayed(decided: Decided, conflicts: Vec<String>) -> Placed {
+        Placed::new(decided, false, true, conflicts)
+    }
+
+    fn new(decided: Decided, saved: bool, replayed: bool, conflicts: Vec<String>) -> Placed {
+        Placed {
+            decided,
+            saved,
+            replayed,
+            retries: conflicts.len() as u32,
+            conflicts,
+        }
+    }
+}
+
 /// Decides `request` against `store` and saves it; see the module doc.
 pub async fn place<S: Store, E: Engine + ?Sized + 'static>(
     store: &S,
@@ -175,47 +202,21 @@ pub async fn place<S: Store, E: Engine + ?Sized + 'static>(
         };
         if repeat == Repeat::Replay && replay::is_name_in_use(&decided) {
             if let Some(saved) = replay::replay(store, request).await {
-                return Ok(Placed {
-                    decided: saved,
-                    saved: false,
-                    replayed: true,
-                    retries: conflicts.len() as u32,
-                    conflicts,
-                });
+                return Ok(Placed::replayed(saved, conflicts));
             }
         }
         let Some(route) = decided.route.as_ref().filter(|_| !decided.is_error()) else {
-            return Ok(Placed {
-                decided,
-                saved: false,
-                replayed: false,
-                retries: conflicts.len() as u32,
-                conflicts,
-            });
+            return Ok(Placed::unsaved(decided, conflicts));
         };
         let answer = replay::answer_for(request, &decided);
         let saved = match store.save_answered(route, Some(&answer)).await {
             Err(StoreError::Unstorable { path, reason }) => {
-                return Ok(Placed {
-                    decided: replay::unstorable(path, reason),
-                    saved: false,
-                    replayed: false,
-                    retries: conflicts.len() as u32,
-                    conflicts,
-                })
+                return Ok(Placed::unsaved(replay::unstorable(path, reason), conflicts))
             }
             other => other?,
         };
         match saved {
-            Saved::Saved => {
-                return Ok(Placed {
-                    decided,
-                    saved: true,
-                    replayed: false,
-                    retries: conflicts.len() as u32,
-                    conflicts,
-                })
-            }
+            Saved::Saved => return Ok(Placed::saved(decided, conflicts)),
             Saved::Conflict(why) => {
                 conflicts.push(why);
                 if conflicts.len() as u32 > max_retries {

@@ -50,7 +50,7 @@ pub enum Repeat {
     /// The caller says this place may repeat one whose answer it lost (it
     /// asked for it: `flocker place --retry`, `POST /v1/place?retry=true`):
     /// if the live route was saved from this very request, its saved
-    /// decision is the answer ([`Placed::replayed`]); any other request is
+    /// decision is the answer ([`Placed`]`.replayed` is true); any other request is
     /// still `name_in_use`.
     Replay,
 }

@@ -129,5 +129,37 @@ fn limits(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, limits);
+/// Issue 12's resident workloads at 10, 100 and 1,000 servers: the tag
+/// request on the mixed inventory (two servers in three ruled out, for
+/// several reasons), and the typical request on the WASM benchmark's state
+/// (1,000 servers, 10^4 routes).
+fn resident(c: &mut Criterion) {
+    use flocker_core::fixtures::{bench_cluster, bench_request, mixed_cluster, tag_request};
+    let mut group = c.benchmark_group("resident");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let tag = serde_json::to_vec(&tag_request()).unwrap_or_default();
+    for servers in [10usize, 100, 1000] {
+        let cluster = mixed_cluster(servers);
+        let out = cluster.decide_json(&tag);
+        assert!(out.starts_with("{\"server\""), "the tag request must decide: {out:.300}");
+        group.bench_with_input(BenchmarkId::new("tag_request", servers), &tag, |b, req| {
+            b.iter(|| cluster.decide_json(req))
+        });
+    }
+    let cluster = bench_cluster(10_000);
+    let typical = serde_json::to_vec(&bench_request()).unwrap_or_default();
+    let out = cluster.decide_json(&typical);
+    assert!(out.starts_with("{\"server\""), "the typical request must decide: {out:.300}");
+    group.bench_with_input(
+        BenchmarkId::new("typical_10k_routes", 1000),
+        &typical,
+        |b, req| b.iter(|| cluster.decide_json(req)),
+    );
+    group.finish();
+}
+
+criterion_group!(benches, bench, limits, resident);
 criterion_main!(benches);

@@ -121,3 +121,33 @@ pub fn bench_request() -> Value {
         "image": {"Config": {"Env": ["PATH=/bin"], "ExposedPorts": {"8080/tcp": {}}}}
     })
 }
+
+/// Server `i` of issue 12's mixed inventory: `node00000`.., tags `ssd, eu`
+/// on every third server (else `hdd`), `reserved` on every 17th, `full` on
+/// every 23rd, `max_containers` 100 and a stated load of
+/// `(i * 7919) % 97`, so that a tag request rules out most servers for
+/// several reasons.
+pub fn mixed_server(i: usize) -> Server {
+    let tags: &[&str] = if i % 3 == 0 { &["ssd", "eu"] } else { &["hdd"] };
+    let v = json!({"hostname": format!("node{i:05}"),
+                   "address": format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256),
+                   "tags": tags, "reserved": i % 17 == 0, "full": i % 23 == 0,
+                   "max_containers": 100, "containers": (i * 7919) % 97});
+    Server::from_value(&v, "bench").unwrap_or_else(|e| panic!("mixed server {i}: {e}"))
+}
+
+/// `servers` [`mixed_server`]s and no routes.
+pub fn mixed_cluster(servers: usize) -> Cluster {
+    let mut c = Cluster::new();
+    for i in 0..servers {
+        c.apply_change(Change::UpsertServer(mixed_server(i)));
+    }
+    c
+}
+
+/// The request issue 12 measures on [`mixed_cluster`]: a named container
+/// asking for the tags `ssd` and `eu`, which rules out two servers in three.
+pub fn tag_request() -> Value {
+    json!({"name": "myapp.1",
+           "container": {"Image": "acme/app", "Env": ["A=1", "VIKING_TAGS=ssd, eu"]}})
+}

@@ -144,7 +144,10 @@ fn resident(c: &mut Criterion) {
     for servers in [10usize, 100, 1000] {
         let cluster = mixed_cluster(servers);
         let out = cluster.decide_json(&tag);
-        assert!(out.starts_with("{\"server\""), "the tag request must decide: {out:.300}");
+        assert!(
+            out.starts_with("{\"server\""),
+            "the tag request must decide: {out:.300}"
+        );
         group.bench_with_input(BenchmarkId::new("tag_request", servers), &tag, |b, req| {
             b.iter(|| cluster.decide_json(req))
         });
@@ -152,7 +155,10 @@ fn resident(c: &mut Criterion) {
     let cluster = bench_cluster(10_000);
     let typical = serde_json::to_vec(&bench_request()).unwrap_or_default();
     let out = cluster.decide_json(&typical);
-    assert!(out.starts_with("{\"server\""), "the typical request must decide: {out:.300}");
+    assert!(
+        out.starts_with("{\"server\""),
+        "the typical request must decide: {out:.300}"
+    );
     group.bench_with_input(
         BenchmarkId::new("typical_10k_routes", 1000),
         &typical,

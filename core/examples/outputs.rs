@@ -39,7 +39,10 @@ fn main() {
     for path in &examples {
         let bytes = std::fs::read(path).expect("example input");
         let name = path.file_name().map(|n| n.to_string_lossy().to_string());
-        line(&name.unwrap_or_default(), &flocker_core::decide_json(&bytes));
+        line(
+            &name.unwrap_or_default(),
+            &flocker_core::decide_json(&bytes),
+        );
     }
 
     let mut key = [0u8; 32];
@@ -55,20 +58,29 @@ fn main() {
         );
         if let Ok(cluster) = Cluster::from_snapshot(&snapshot_of(&input)) {
             let request = request_of(&input).to_string();
-            line(&format!("resident/{i}"), &cluster.decide_json(request.as_bytes()));
+            line(
+                &format!("resident/{i}"),
+                &cluster.decide_json(request.as_bytes()),
+            );
         }
     }
 
     let tag = tag_request().to_string();
     for servers in [10, 100, 1000] {
         let cluster = mixed_cluster(servers);
-        line(&format!("tag/{servers}"), &cluster.decide_json(tag.as_bytes()));
+        line(
+            &format!("tag/{servers}"),
+            &cluster.decide_json(tag.as_bytes()),
+        );
     }
     let typical = bench_request();
     for routes in [1000, 10_000] {
         let cluster = bench_cluster(routes);
         let request = typical.to_string();
-        line(&format!("typical/{routes}"), &cluster.decide_json(request.as_bytes()));
+        line(
+            &format!("typical/{routes}"),
+            &cluster.decide_json(request.as_bytes()),
+        );
         let mut input = typical.clone();
         let snapshot = cluster.to_snapshot();
         input["inventory"] = snapshot["inventory"].clone();

@@ -37,10 +37,120 @@ impl Default for Usage {
 /// A hostname the cluster knows: from the inventory, from live routes, or
 /// both. Keeping the server and what runs on it together means a decision
 /// reads each server's load and ports without a lookup.
+///
+/// Routing walks every host on every decision, and that walk is bound by
+/// loading them, so what it reads of each is copied into [`Hot`], a few
+/// words side by side, and the server record is boxed: the walk loads one
+/// cache line per server, not the three a host spans.
 #[derive(Debug, Clone, Default)]
 struct Host {
-    server: Option<Server>,
+    hot: Hot,
+    server: Option<Box<Server>>,
     usage: Usage,
+    /// The hostname as a JSON string, as an explanation writes it.
+    quoted: Box<str>,
+}
+
+/// What routing reads of an inventory server on every decision, kept
+/// current by [`Host::refresh`] after every change to the server or its
+/// usage.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Hot {
+    /// The server's record says `down`.
+    pub down: bool,
+    /// `full`, or a load at `max_containers`.
+    pub full: bool,
+    pub reserved: bool,
+    /// `containers`, else the live routes here.
+    pub load: u64,
+    /// Free ports left in the server's `port_range`.
+    pub free_in_range: u32,
+    /// The server's tags as bits of the cluster's [`TagBits`] dictionary.
+    tags: u64,
+}
+
+impl Host {
+    /// Recomputes [`Hot`] from the record and the usage; `tags` is kept.
+    fn refresh(&mut self) {
+        let tags = self.hot.tags;
+        self.hot = match self.server.as_deref() {
+            Some(server) => {
+                let load = server.containers.unwrap_or(self.usage.live);
+                Hot {
+                    down: server.down,
+                    full: server.full || server.max_containers.is_some_and(|max| load >= max),
+                    reserved: server.reserved,
+                    load,
+                    free_in_range: self.usage.ports.free_in_range(),
+                    tags,
+                }
+            }
+            None => Hot::default(),
+        };
+    }
+}
+
+/// The first 64 distinct tags the inventory has used, each given a bit, so
+/// that routing tests a `VIKING_TAGS` rule against a server with an `and`
+/// instead of comparing strings. Bits are never reused; a tag past the
+/// 64th is tested by name.
+#[derive(Debug, Clone, Default)]
+struct TagBits {
+    bits: BTreeMap<String, u64>,
+}
+
+impl TagBits {
+    fn of(&mut self, tags: &[String]) -> u64 {
+        let mut out = 0;
+        for t in tags {
+            let next = self.bits.len();
+            let bit = match self.bits.get(t) {
+                Some(b) => *b,
+                None if next < 64 => {
+                    self.bits.insert(t.clone(), 1 << next);
+                    1 << next
+                }
+                None => 0,
+            };
+            out |= bit;
+        }
+        out
+    }
+}
+
+/// How routing tests one `VIKING_TAGS` tag against a server.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TagTest<'a> {
+    /// The tag's bit in the dictionary.
+    Bit(u64),
+    /// No inventory server has ever had this tag.
+    Nobody,
+    /// Past the dictionary's 64 bits: compared by name.
+    Name(&'a str),
+}
+
+/// An inventory server as routing reads it, with what runs there. Only
+/// `hot` is read for every server; the rest is followed when a rule needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate<'c> {
+    /// The map's key: the server's hostname.
+    pub hostname: &'c str,
+    pub hot: &'c Hot,
+    pub server: &'c Server,
+    pub usage: &'c Usage,
+    /// The hostname as a JSON string.
+    pub quoted: &'c str,
+}
+
+impl Candidate<'_> {
+    /// Whether the server has the tag `test` stands for.
+    pub fn has(&self, test: TagTest<'_>) -> bool {
+        match test {
+            TagTest::Bit(b) => self.hot.tags & b != 0,
+            TagTest::Nobody => false,
+            TagTest::Name(t) => self.server.has_tag(t),
+        }
+    }
 }
 
 /// The `inventory` and `routes` of SPEC section 2, indexed for deciding:
@@ -62,6 +172,7 @@ pub struct Cluster {
     /// behind them (an orphan claim). A save over such a port would lose,
     /// so decisions count them as used until the claim is repaired.
     claimed: BTreeMap<String, BTreeSet<u16>>,
+    tag_bits: TagBits,
 }
 
 /// One incremental change to a [`Cluster`], as a host's store reports it.
@@ -319,6 +430,7 @@ impl Cluster {
         {
             let host = self.hosts.entry(hostname.to_string()).or_default();
             host.usage.ports.insert(port);
+            host.refresh();
         }
     }
 
@@ -334,6 +446,7 @@ impl Cluster {
         }
         if let Some(host) = self.hosts.get_mut(hostname) {
             host.usage.ports.remove(port);
+            host.refresh();
         }
         self.forget_if_idle(hostname);
     }
@@ -351,11 +464,20 @@ impl Cluster {
     }
 
     fn upsert_server(&mut self, server: Server) {
+        let tags = self.tag_bits.of(&server.tags);
         let host = self.hosts.entry(server.hostname.clone()).or_default();
+        host.hot.tags = tags;
+        if host.quoted.is_empty() {
+            // Serializing a string cannot fail.
+            host.quoted = serde_json::to_string(&server.hostname)
+                .unwrap_or_default()
+                .into();
+        }
         host.usage.ports.set_range(server.port_range);
-        if host.server.replace(server).is_none() {
+        if host.server.replace(Box::new(server)).is_none() {
             self.servers += 1;
         }
+        host.refresh();
     }
 
     fn remove_server(&mut self, hostname: &str) {
@@ -365,17 +487,19 @@ impl Cluster {
         if host.server.take().is_some() {
             self.servers -= 1;
         }
+        host.refresh();
         self.forget_if_idle(hostname);
     }
 
     fn save_route(&mut self, route: Route) {
         self.delete_route(&route.name);
         if route.is_live() {
-            let usage = &mut self.hosts.entry(route.server.clone()).or_default().usage;
-            usage.live += 1;
-            for host in &route.host_ports {
-                usage.ports.insert(*host);
+            let host = self.hosts.entry(route.server.clone()).or_default();
+            host.usage.live += 1;
+            for p in &route.host_ports {
+                host.usage.ports.insert(*p);
             }
+            host.refresh();
             *self
                 .spread
                 .entry(route.service.clone())
@@ -399,6 +523,7 @@ impl Cluster {
                 for p in &route.host_ports {
                     usage.ports.remove(*p);
                 }
+                host.refresh();
             }
             self.forget_if_idle(&route.server);
             if let Some(hosts) = self.spread.get_mut(&route.service) {
@@ -424,7 +549,7 @@ impl Cluster {
 
     /// Servers in hostname order.
     pub fn servers(&self) -> impl Iterator<Item = &Server> {
-        self.hosts.values().filter_map(|h| h.server.as_ref())
+        self.hosts.values().filter_map(|h| h.server.as_deref())
     }
 
     /// How many servers the inventory holds.
@@ -433,16 +558,31 @@ impl Cluster {
     }
 
     /// Servers in hostname order, each with what live routes use of it.
-    pub(crate) fn servers_with_usage(&self) -> impl Iterator<Item = (&Server, &Usage)> {
-        self.hosts
-            .values()
-            .filter_map(|h| h.server.as_ref().map(|s| (s, &h.usage)))
+    pub(crate) fn candidates(&self) -> impl Iterator<Item = Candidate<'_>> {
+        self.hosts.iter().filter_map(|(hostname, h)| {
+            h.server.as_deref().map(|server| Candidate {
+                hostname,
+                hot: &h.hot,
+                server,
+                usage: &h.usage,
+                quoted: &h.quoted,
+            })
+        })
+    }
+
+    /// How routing tests servers for `tag`.
+    pub(crate) fn tag_test<'a>(&self, tag: &'a str) -> TagTest<'a> {
+        match self.tag_bits.bits.get(tag) {
+            Some(b) => TagTest::Bit(*b),
+            None if self.tag_bits.bits.len() < 64 => TagTest::Nobody,
+            None => TagTest::Name(tag),
+        }
     }
 
     /// The inventory server of that hostname; `None` also for a hostname
     /// that only routes name.
     pub fn server(&self, hostname: &str) -> Option<&Server> {
-        self.hosts.get(hostname).and_then(|h| h.server.as_ref())
+        self.hosts.get(hostname).and_then(|h| h.server.as_deref())
     }
 
     /// Routes in name order.

@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 use crate::cluster::Cluster;
 use crate::env::{merge_image_env, Appender};
 use crate::error::DecisionError;
-use crate::explain::Explain;
+use crate::explain::{Explain, Rejections};
+use crate::json_out;
 use crate::links::Target as LinkTarget;
 use crate::pins::Restriction;
 use crate::port::Port;
@@ -16,6 +17,7 @@ use crate::publishing::HostPorts;
 use crate::request::{NetworkMode, Request};
 use crate::route::{Route, LIVE};
 use crate::routing::Preference;
+use crate::server::Server;
 use crate::{links, pins, routing};
 
 /// The chosen server, as a proxy needs it to forward the request.
@@ -74,6 +76,57 @@ impl Serialize for ServerRef {
         m.serialize_entry("address", &self.address)?;
         m.serialize_entry("docker", &self.docker)?;
         m.end()
+    }
+}
+
+/// A decision as routing makes it: the chosen server and the explanation
+/// borrowed from the cluster and the request, the rest owned. `decide_json`
+/// writes it to the output as it is; [`Decision`] is its owned form, made
+/// only for callers that keep it.
+pub(crate) struct DecisionRef<'a> {
+    server: &'a Server,
+    container: Map<String, Value>,
+    links_env: Vec<String>,
+    route: Option<Route>,
+    explain: Rejections<'a>,
+}
+
+impl DecisionRef<'_> {
+    fn into_decision(self) -> Decision {
+        Decision {
+            server: ServerRef {
+                hostname: self.server.hostname.clone(),
+                address: self.server.address.clone(),
+                docker: self.server.docker.clone(),
+            },
+            explain: self.explain.to_explain(),
+            container: self.container,
+            links_env: self.links_env,
+            route: self.route,
+        }
+    }
+
+    /// The SPEC output as compact JSON: the same bytes serde_json writes
+    /// for the owned [`Decision`], with the explanation written directly.
+    pub(crate) fn to_json(&self) -> Result<String, serde_json::Error> {
+        let container = serde_json::to_string(&self.container)?;
+        let mut out = String::with_capacity(256 + container.len() + self.explain.json_len_hint());
+        out.push_str("{\"server\":{\"hostname\":");
+        json_out::push_str(&mut out, &self.server.hostname);
+        out.push_str(",\"address\":");
+        json_out::push_str(&mut out, &self.server.address);
+        out.push_str(",\"docker\":");
+        json_out::push_str(&mut out, &self.server.docker);
+        out.push_str("},\"container\":");
+        out.push_str(&container);
+        out.push_str(",\"links_env\":");
+        json_out::push_serde(&mut out, &self.links_env)?;
+        out.push_str(",\"route\":");
+        json_out::push_serde(&mut out, &self.route)?;
+        out.push_str(",\"explain\":");
+        self.explain.write_json(&mut out);
+        out.push('}');
+        Ok(out)
     }
 }
 
@@ -155,13 +208,25 @@ impl Cluster {
         down: &BTreeSet<String>,
         preference: Preference,
     ) -> Result<Decision, DecisionError> {
+        self.decide_ref(request, down, preference)
+            .map(DecisionRef::into_decision)
+    }
+
+    /// The decision, borrowing what it names from the cluster and the
+    /// request; [`Cluster::decide_with`] makes it owned.
+    pub(crate) fn decide_ref<'a>(
+        &'a self,
+        request: &'a Value,
+        down: &BTreeSet<String>,
+        preference: Preference,
+    ) -> Result<DecisionRef<'a>, DecisionError> {
         let Prepared {
             req,
             restriction,
             targets,
             ports,
         } = self.prepare(request, down)?;
-        let (server, usage, explain) = routing::choose(
+        let (chosen, explain) = routing::choose(
             self,
             &req,
             &restriction,
@@ -169,13 +234,21 @@ impl Cluster {
             down,
             preference,
             |_, _| {},
-        )?;
-        let host_ports = ports.assign(server, &usage.ports).map_err(|reason| {
-            // `choose` only returns a server that passed the same check.
-            DecisionError::NoEligibleServer {
-                explain: Explain::new(1, vec![(server.hostname.clone(), reason)]),
-            }
+        )
+        .map_err(|explain| DecisionError::NoEligibleServer {
+            explain: explain.to_explain(),
         })?;
+        let server = chosen.server;
+        let host_ports = ports
+            .assign(server, &chosen.usage.ports)
+            .map_err(|reason| {
+                // `choose` only returns a server that passed the same check.
+                let mut one = Rejections::new(1);
+                one.push(&server.hostname, chosen.quoted, reason);
+                DecisionError::NoEligibleServer {
+                    explain: one.to_explain(),
+                }
+            })?;
 
         let mut env = Appender::new(&req.env);
         if let Some(name) = &req.name {
@@ -205,12 +278,8 @@ impl Cluster {
             volumes: unique(req.named_volumes.iter().map(|(v, _)| *v)),
             state: LIVE.to_string(),
         });
-        Ok(Decision {
-            server: ServerRef {
-                hostname: server.hostname.clone(),
-                address: server.address.clone(),
-                docker: server.docker.clone(),
-            },
+        Ok(DecisionRef {
+            server,
             container,
             links_env,
             route,
@@ -301,9 +370,8 @@ impl Cluster {
             },
         );
         let (chosen, summary) = match chosen {
-            Ok((server, _, explain)) => (Some(server.hostname.clone()), explain.summary),
-            Err(DecisionError::NoEligibleServer { explain }) => (None, explain.summary),
-            Err(e) => return Err(e),
+            Ok((c, explain)) => (Some(c.server.hostname.clone()), explain.summary()),
+            Err(explain) => (None, explain.summary()),
         };
         Ok(Ranking {
             servers,
@@ -320,9 +388,10 @@ impl Cluster {
     /// [`Cluster::decide_json`], choosing among the eligible servers by
     /// `preference` (see [`Cluster::decide_with`]).
     pub fn decide_json_with(&self, request: &[u8], preference: Preference) -> String {
-        crate::render(
-            &crate::parse(request).and_then(|v| self.decide_with(&v, &BTreeSet::new(), preference)),
-        )
+        match crate::parse(request) {
+            Ok(v) => crate::render_ref(&self.decide_ref(&v, &BTreeSet::new(), preference)),
+            Err(e) => crate::render(&Err(e)),
+        }
     }
 }
 
@@ -483,4 +552,30 @@ pub enum Verdict {
         /// Its live members of the request's service.
         same_service: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::Cluster;
+
+    /// The directly written output escapes hostnames, addresses and
+    /// reasons as serde_json does.
+    #[test]
+    fn direct_output_escapes_as_serde_does() {
+        let cluster = Cluster::from_snapshot(&json!({"inventory": [
+            {"hostname": "a\"quote", "address": "10.0.0.1", "tags": ["x"]},
+            {"hostname": "b\\slash\u{1}", "address": "ad\tdr", "docker": "tcp://é:1",
+             "tags": ["y\"z"]},
+            {"hostname": "c日本", "address": "10.0.0.3", "full": true},
+        ]}))
+        .unwrap();
+        for env in ["VIKING_TAGS=!x", "VIKING_TAGS=y\"z", "VIKING_TAGS=!\\"] {
+            let request = json!({"name": "w.1", "container": {"Image": "w", "Env": [env]}});
+            let direct = cluster.decide_json(request.to_string().as_bytes());
+            assert_eq!(direct, crate::render(&cluster.decide(&request)), "{env}");
+            assert!(direct.starts_with("{\"server\""), "{direct}");
+        }
+    }
 }

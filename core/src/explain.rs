@@ -1,10 +1,18 @@
 //! Why each server was or was not chosen: one reason per rejected server and
 //! a one-line summary such as `1/3 servers eligible: 1 full, 1 missing tag ssd`.
+//!
+//! Routing records each rejection as a [`Reason`] code beside a borrowed
+//! hostname ([`Rejections`]) and turns them into text only when the output is
+//! written: ruling a server out costs a comparison and a push, not two
+//! allocations and a `format!`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
+
+use crate::json_out;
 
 /// The `explain` object of a decision or an error (SPEC section 4).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,26 +27,221 @@ pub struct Explain {
 impl Explain {
     /// `total` servers were considered and `rejected` of them removed.
     pub fn new(total: usize, rejected: Vec<(String, String)>) -> Explain {
-        let eligible = total.saturating_sub(rejected.len());
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for (_, reason) in &rejected {
             *counts.entry(reason.as_str()).or_insert(0) += 1;
         }
-        // Most common reason first; equal counts in reason order.
-        let mut groups: Vec<(&str, usize)> = counts.into_iter().collect();
-        groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        let mut summary = format!("{eligible}/{total} servers eligible");
-        if !groups.is_empty() {
-            let parts: Vec<String> = groups.iter().map(|(r, n)| format!("{n} {r}")).collect();
-            summary.push_str(": ");
-            summary.push_str(&parts.join(", "));
-        }
+        let summary = summary(total, rejected.len(), counts.into_iter());
         Explain { summary, rejected }
     }
 
     /// `{"summary": ..., "rejected": {hostname: reason, ...}}`.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// `<eligible>/<total> servers eligible: <n> <reason>, ...`: each distinct
+/// reason with its count, most common first, equal counts in reason order.
+fn summary<'t>(
+    total: usize,
+    rejected: usize,
+    counts: impl Iterator<Item = (&'t str, usize)>,
+) -> String {
+    use fmt::Write;
+    let mut groups: Vec<(&str, usize)> = counts.collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let eligible = total.saturating_sub(rejected);
+    let mut out = format!("{eligible}/{total} servers eligible");
+    for (i, (reason, n)) in groups.iter().enumerate() {
+        let sep = if i == 0 { ": " } else { ", " };
+        // Writing into a String cannot fail.
+        let _ = write!(out, "{sep}{n} {reason}");
+    }
+    out
+}
+
+/// Why routing removed a server (SPEC 3, Routing 3 and 4), as a code and
+/// what it names; its text is the `explain.rejected` reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason<'a> {
+    /// `VIKING_SERVER` names another server.
+    NotVikingServer,
+    /// A pin sends the container to another server.
+    NotPinned,
+    /// The record says `down`, or the host knows the daemon does not answer.
+    Down,
+    /// A `VIKING_TAGS` tag the server lacks.
+    MissingTag(&'a str),
+    /// A `!tag` of `VIKING_TAGS` the server has.
+    HasTag(&'a str),
+    /// `full`, or at `max_containers`.
+    Full,
+    /// Reserved and not named by `VIKING_SERVER` or a pin.
+    Reserved,
+    /// An exact host port a live route (or a claim) holds.
+    PortTaken(u16),
+    /// A host-port range with no port free.
+    RangeTaken(u16, u16),
+    /// Not enough free ports in the server's `port_range`.
+    NoFreePort,
+}
+
+impl Reason<'_> {
+    /// `==`, answered without comparing text when both name the same
+    /// borrowed tag, as the rejections of one rule do.
+    fn same(&self, other: &Reason<'_>) -> bool {
+        match (self, other) {
+            (Reason::MissingTag(a), Reason::MissingTag(b))
+            | (Reason::HasTag(a), Reason::HasTag(b))
+                if std::ptr::eq(*a, *b) =>
+            {
+                true
+            }
+            _ => self == other,
+        }
+    }
+
+    /// The text of a reason that names nothing.
+    fn fixed(&self) -> Option<&'static str> {
+        Some(match self {
+            Reason::NotVikingServer => "not VIKING_SERVER",
+            Reason::NotPinned => "not the pinned server",
+            Reason::Down => "down",
+            Reason::Full => "full",
+            Reason::Reserved => "reserved",
+            Reason::NoFreePort => "no free port in range",
+            Reason::MissingTag(_)
+            | Reason::HasTag(_)
+            | Reason::PortTaken(_)
+            | Reason::RangeTaken(..) => return None,
+        })
+    }
+}
+
+impl fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.fixed() {
+            return f.write_str(text);
+        }
+        match self {
+            Reason::MissingTag(t) => write!(f, "missing tag {t}"),
+            Reason::HasTag(t) => write!(f, "has tag !{t}"),
+            Reason::PortTaken(p) => write!(f, "port {p} taken"),
+            Reason::RangeTaken(lo, hi) => write!(f, "port {lo}-{hi} taken"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The explanation as routing builds it: of `total` servers, the ones it
+/// removed (hostname order, borrowed from the cluster), each with the index
+/// of its reason among the distinct reasons seen, counted as they come. It
+/// is written straight into the output, or made an owned [`Explain`].
+#[derive(Debug, Clone)]
+pub(crate) struct Rejections<'a> {
+    total: usize,
+    /// hostname, the hostname as a JSON string, and its group.
+    list: Vec<(&'a str, &'a str, u32)>,
+    /// Each distinct reason and how many servers it removed.
+    groups: Vec<(Reason<'a>, usize)>,
+    /// The group of the last push: neighbouring servers mostly share one.
+    last: usize,
+}
+
+impl<'a> Rejections<'a> {
+    pub fn new(total: usize) -> Self {
+        Rejections {
+            total,
+            list: Vec::with_capacity(total),
+            groups: Vec::new(),
+            last: 0,
+        }
+    }
+
+    /// `quoted` is `hostname` as a JSON string, as the output writes it.
+    pub fn push(&mut self, hostname: &'a str, quoted: &'a str, reason: Reason<'a>) {
+        let g = match self.groups.get(self.last) {
+            Some((r, _)) if r.same(&reason) => self.last,
+            _ => match self.groups.iter().position(|(r, _)| *r == reason) {
+                Some(g) => g,
+                None => {
+                    self.groups.push((reason, 0));
+                    self.groups.len() - 1
+                }
+            },
+        };
+        self.groups[g].1 += 1;
+        self.last = g;
+        // At most one group per server, and servers are counted in usize.
+        self.list.push((hostname, quoted, g as u32));
+    }
+
+    /// Each group's reason text, in group order.
+    fn texts(&self) -> Vec<String> {
+        self.groups.iter().map(|(r, _)| r.to_string()).collect()
+    }
+
+    fn summary_of(&self, texts: &[String]) -> String {
+        summary(
+            self.total,
+            self.list.len(),
+            self.groups
+                .iter()
+                .zip(texts)
+                .map(|((_, n), t)| (t.as_str(), *n)),
+        )
+    }
+
+    pub fn summary(&self) -> String {
+        self.summary_of(&self.texts())
+    }
+
+    pub fn to_explain(&self) -> Explain {
+        let texts = self.texts();
+        Explain {
+            summary: self.summary_of(&texts),
+            rejected: self
+                .list
+                .iter()
+                .map(|(h, _, g)| (h.to_string(), texts[*g as usize].clone()))
+                .collect(),
+        }
+    }
+
+    /// The `explain` object as [`Explain`]'s serde form writes it, written
+    /// directly: each distinct reason is escaped once, each entry copied.
+    pub fn write_json(&self, out: &mut String) {
+        let texts = self.texts();
+        let reasons: Vec<String> = texts
+            .iter()
+            .map(|t| {
+                let mut q = String::with_capacity(t.len() + 2);
+                json_out::push_str(&mut q, t);
+                q
+            })
+            .collect();
+        out.push_str("{\"summary\":");
+        json_out::push_str(out, &self.summary_of(&texts));
+        out.push_str(",\"rejected\":{");
+        for (i, (_, quoted, g)) in self.list.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(quoted);
+            out.push(':');
+            out.push_str(&reasons[*g as usize]);
+        }
+        out.push_str("}}");
+    }
+
+    /// A guess at [`Rejections::write_json`]'s length, to reserve it once.
+    pub fn json_len_hint(&self) -> usize {
+        64 + self
+            .list
+            .iter()
+            .map(|(_, q, _)| q.len() + 24)
+            .sum::<usize>()
     }
 }
 

@@ -128,10 +128,14 @@ pub fn bench_request() -> Value {
 /// `(i * 7919) % 97`, so that a tag request rules out most servers for
 /// several reasons.
 pub fn mixed_server(i: usize) -> Server {
-    let tags: &[&str] = if i % 3 == 0 { &["ssd", "eu"] } else { &["hdd"] };
+    let tags: &[&str] = if i.is_multiple_of(3) {
+        &["ssd", "eu"]
+    } else {
+        &["hdd"]
+    };
     let v = json!({"hostname": format!("node{i:05}"),
                    "address": format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256),
-                   "tags": tags, "reserved": i % 17 == 0, "full": i % 23 == 0,
+                   "tags": tags, "reserved": i.is_multiple_of(17), "full": i.is_multiple_of(23),
                    "max_containers": 100, "containers": (i * 7919) % 97});
     Server::from_value(&v, "bench").unwrap_or_else(|e| panic!("mixed server {i}: {e}"))
 }

@@ -23,6 +23,7 @@ mod explain;
 pub mod ffi;
 #[cfg(feature = "testgen")]
 pub mod fixtures;
+mod json_out;
 mod json_path;
 pub mod limits;
 mod links;
@@ -73,11 +74,15 @@ pub fn decide_json(input: &[u8]) -> String {
 /// [`decide_json`], choosing among the eligible servers by `preference`
 /// instead of the SPEC's default ([`Preference::Spread`]).
 pub fn decide_json_with(input: &[u8], preference: Preference) -> String {
-    render(&parse(input).and_then(|v| {
-        let o = json_path::object(&v, "")?;
-        let cluster = Cluster::from_parts(o)?;
-        cluster.decide_with(&v, &std::collections::BTreeSet::new(), preference)
-    }))
+    let v = match parse(input) {
+        Ok(v) => v,
+        Err(e) => return render(&Err(e)),
+    };
+    let cluster = match json_path::object(&v, "").and_then(Cluster::from_parts) {
+        Ok(c) => c,
+        Err(e) => return render(&Err(e)),
+    };
+    render_ref(&cluster.decide_ref(&v, &std::collections::BTreeSet::new(), preference))
 }
 
 /// Parses input bytes as JSON, naming what is wrong with them.
@@ -98,11 +103,21 @@ pub fn parse(input: &[u8]) -> Result<Value, DecisionError> {
 /// The SPEC output for a result, as compact JSON.
 pub fn render(result: &Result<Decision, DecisionError>) -> String {
     match result {
-        Ok(d) => serde_json::to_string(d).unwrap_or_else(|e| {
-            DecisionError::invalid("", format!("the decision could not be written: {e}"))
-                .to_value()
-                .to_string()
-        }),
+        Ok(d) => serde_json::to_string(d).unwrap_or_else(|e| unwritable(&e)),
         Err(e) => e.to_value().to_string(),
     }
+}
+
+/// [`render`] of the engine's borrowed decision: the same bytes.
+fn render_ref(result: &Result<decision::DecisionRef<'_>, DecisionError>) -> String {
+    match result {
+        Ok(d) => d.to_json().unwrap_or_else(|e| unwritable(&e)),
+        Err(e) => e.to_value().to_string(),
+    }
+}
+
+fn unwritable(e: &serde_json::Error) -> String {
+    DecisionError::invalid("", format!("the decision could not be written: {e}"))
+        .to_value()
+        .to_string()
 }

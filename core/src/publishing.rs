@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::cluster::Candidate;
+use crate::explain::Reason;
 use crate::port::HostPortRequest;
 use crate::port_set::PortSet;
 use crate::request::{NetworkMode, Request};
@@ -72,12 +74,26 @@ impl HostPorts {
     /// ports are checked one by one; the count of ports to pick is checked
     /// against the free count of the range, and only host-port ranges need a
     /// trial run.
-    pub fn rejection(&self, server: &Server, used: &PortSet) -> Option<String> {
+    /// Asked for every server: the common case (no ports, or only ports
+    /// from the range) is answered here, inlined into routing's walk.
+    #[inline(always)]
+    pub fn rejection(&self, c: Candidate<'_>) -> Option<Reason<'static>> {
         if self.requests.is_empty() {
             return None;
         }
+        if self.exact.is_empty() && !self.ranges {
+            // Only ports from the range: the free count routing keeps.
+            return (self.any > c.hot.free_in_range).then_some(Reason::NoFreePort);
+        }
+        self.rejection_of_exact(c)
+    }
+
+    /// [`HostPorts::rejection`] when exact ports or host-port ranges are asked for.
+    #[inline(never)]
+    fn rejection_of_exact(&self, c: Candidate<'_>) -> Option<Reason<'static>> {
+        let (server, used) = (c.server, &c.usage.ports);
         if let Some(p) = self.exact.iter().find(|p| used.contains(**p)) {
-            return Some(format!("port {p} taken"));
+            return Some(Reason::PortTaken(*p));
         }
         if self.ranges {
             return self.assign(server, used).err();
@@ -85,7 +101,7 @@ impl HostPorts {
         let (lo, hi) = server.port_range;
         let reserved_here = self.exact.iter().filter(|p| (lo..=hi).contains(*p)).count() as u32;
         if self.any > used.free_in_range().saturating_sub(reserved_here) {
-            return Some("no free port in range".to_string());
+            return Some(Reason::NoFreePort);
         }
         None
     }
@@ -94,7 +110,7 @@ impl HostPorts {
     /// ports come first, so that ports picked from a range step around them;
     /// then each range or `Any` takes the lowest port free both on the server and
     /// earlier in this decision.
-    pub fn assign(&self, server: &Server, used: &PortSet) -> Result<Vec<u16>, String> {
+    pub fn assign(&self, server: &Server, used: &PortSet) -> Result<Vec<u16>, Reason<'static>> {
         let requests = &self.requests;
         let mut taken = PortSet::default();
         for r in requests {
@@ -115,17 +131,14 @@ impl HostPorts {
                     out.push(lo);
                     continue;
                 }
-                HostPortRequest::Explicit(lo, hi) => (lo, hi, None),
+                HostPortRequest::Explicit(lo, hi) => (lo, hi, Reason::RangeTaken(lo, hi)),
                 HostPortRequest::Any => {
                     let (lo, hi) = server.port_range;
-                    (lo, hi, Some("no free port in range"))
+                    (lo, hi, Reason::NoFreePort)
                 }
             };
             let from = resume.get(&(lo, hi)).copied().unwrap_or(lo);
-            let p = used.first_free(from, hi, &taken).ok_or_else(|| match why {
-                Some(why) => why.to_string(),
-                None => format!("port {lo}-{hi} taken"),
-            })?;
+            let p = used.first_free(from, hi, &taken).ok_or(why)?;
             taken.insert(p);
             if let Some(next) = p.checked_add(1) {
                 resume.insert((lo, hi), next);

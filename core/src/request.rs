@@ -50,10 +50,10 @@ pub(crate) struct Binding {
 pub(crate) type Located<'a> = (&'a str, String);
 
 /// A tag filter of `VIKING_TAGS`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum TagRule {
-    Has(String),
-    HasNot(String),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TagRule<'a> {
+    Has(&'a str),
+    HasNot(&'a str),
 }
 
 #[derive(Debug)]
@@ -65,7 +65,7 @@ pub(crate) struct Request<'a> {
     pub image_env: Vec<&'a str>,
     /// `VIKING_SERVER`'s value and the path of the entry that set it.
     pub viking_server: Option<(&'a str, String)>,
-    pub tags: Vec<TagRule>,
+    pub tags: Vec<TagRule<'a>>,
     /// In Docker's link order, without duplicates.
     pub ports: Vec<ExposedPort>,
     pub network: NetworkMode,
@@ -236,16 +236,16 @@ impl<'a> Request<'a> {
 }
 
 /// `a, b,,!c` -> has a, has b, has not c.
-fn parse_tags(list: &str) -> Vec<TagRule> {
+fn parse_tags(list: &str) -> Vec<TagRule<'_>> {
     list.split(',')
         .filter_map(|item| {
             let item = item.trim();
             match item.strip_prefix('!') {
                 Some(neg) => {
                     let neg = neg.trim();
-                    (!neg.is_empty()).then(|| TagRule::HasNot(neg.to_string()))
+                    (!neg.is_empty()).then_some(TagRule::HasNot(neg))
                 }
-                None => (!item.is_empty()).then(|| TagRule::Has(item.to_string())),
+                None => (!item.is_empty()).then_some(TagRule::Has(item)),
             }
         })
         .collect()
@@ -452,7 +452,11 @@ fn check_len(
     what: &str,
     name: &str,
 ) -> Result<(), DecisionError> {
-    check(len, limit, &index(list_path, limit), what, name)
+    // The path is only built for the error: this runs on every request.
+    if len > limit {
+        return Err(limits::exceeded(index(list_path, limit), what, limit, name));
+    }
+    Ok(())
 }
 
 /// [`limits::MAX_HOST_PORTS`]: under host networking each exposed port is
@@ -500,9 +504,9 @@ mod tests {
         assert_eq!(
             parse_tags(" ssd, eu ,, !gpu,!"),
             vec![
-                TagRule::Has("ssd".into()),
-                TagRule::Has("eu".into()),
-                TagRule::HasNot("gpu".into())
+                TagRule::Has("ssd"),
+                TagRule::Has("eu"),
+                TagRule::HasNot("gpu")
             ]
         );
     }

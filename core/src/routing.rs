@@ -4,65 +4,50 @@ use std::cmp::Ordering;
 use std::collections::{btree_set, BTreeSet};
 use std::iter::Peekable;
 
-use crate::cluster::{Cluster, Usage};
-use crate::error::DecisionError;
-use crate::explain::Explain;
+use crate::cluster::{Candidate, Cluster, TagTest};
+use crate::explain::{Reason, Rejections};
 use crate::pins::Restriction;
 use crate::publishing::HostPorts;
 use crate::request::{Request, TagRule};
 use crate::server::Server;
 
-/// The first routing rule that removes `server`, as the explanation says it.
-/// `down` comes right after the restriction, so that a named server that is
-/// down reads `down` while the others read `not VIKING_SERVER`, and before
-/// tags, load and ports: it is what an operator has to fix first.
-fn rejection(
-    server: &Server,
-    usage: &Usage,
+/// The first routing rule that removes `server`, as a code the explanation
+/// renders when it is written. `down` comes right after the restriction, so
+/// that a named server that is down reads `down` while the others read
+/// `not VIKING_SERVER`, and before tags, load and ports: it is what an
+/// operator has to fix first.
+#[inline(always)]
+fn rejection<'a>(
+    c: Candidate<'_>,
     down: bool,
-    req: &Request,
+    tags: &[(TagRule<'a>, TagTest<'_>)],
     restriction: &Restriction,
     ports: &HostPorts,
-) -> Option<String> {
+) -> Option<Reason<'a>> {
     match restriction {
-        Restriction::VikingServer(h) if *h != server.hostname => {
-            return Some("not VIKING_SERVER".into())
-        }
-        Restriction::Pinned(h) if *h != server.hostname => {
-            return Some("not the pinned server".into())
-        }
+        Restriction::VikingServer(h) if h != c.hostname => return Some(Reason::NotVikingServer),
+        Restriction::Pinned(h) if h != c.hostname => return Some(Reason::NotPinned),
         _ => {}
     }
     if down {
-        return Some("down".into());
+        return Some(Reason::Down);
     }
-    for rule in &req.tags {
-        match rule {
-            TagRule::Has(t) if !server.has_tag(t) => return Some(format!("missing tag {t}")),
-            TagRule::HasNot(t) if server.has_tag(t) => return Some(format!("has tag !{t}")),
+    for (rule, test) in tags {
+        match *rule {
+            TagRule::Has(t) if !c.has(*test) => return Some(Reason::MissingTag(t)),
+            TagRule::HasNot(t) if c.has(*test) => return Some(Reason::HasTag(t)),
             _ => {}
         }
     }
-    if is_full(server, usage) {
-        return Some("full".into());
+    if c.hot.full {
+        return Some(Reason::Full);
     }
     // A reserved server takes only what is sent to it by name or by a pin;
     // past the check above, a restriction always names this server.
-    if server.reserved && restriction.server().is_none() {
-        return Some("reserved".into());
+    if c.hot.reserved && restriction.server().is_none() {
+        return Some(Reason::Reserved);
     }
-    ports.rejection(server, &usage.ports)
-}
-
-fn load(server: &Server, usage: &Usage) -> u64 {
-    server.containers.unwrap_or(usage.live)
-}
-
-fn is_full(server: &Server, usage: &Usage) -> bool {
-    server.full
-        || server
-            .max_containers
-            .is_some_and(|max| load(server, usage) >= max)
+    ports.rejection(c)
 }
 
 /// The sort key of an eligible server: its load, then its live members of
@@ -105,43 +90,50 @@ impl Preference {
 /// `down` names servers to treat as down beside those whose record says so.
 /// `seen` is told each server's outcome in hostname order (its sort key, or
 /// why it was removed); deciding passes a no-op, which compiles away.
-pub(crate) fn choose<'c>(
-    cluster: &'c Cluster,
-    req: &Request,
+/// With no server left, the error is the explanation of why.
+pub(crate) fn choose<'a>(
+    cluster: &'a Cluster,
+    req: &Request<'a>,
     restriction: &Restriction,
     ports: &HostPorts,
     down: &BTreeSet<String>,
     preference: Preference,
-    mut seen: impl FnMut(&'c Server, Result<SortKey, &str>),
-) -> Result<(&'c Server, &'c Usage, Explain), DecisionError> {
+    mut seen: impl FnMut(&'a Server, Result<SortKey, Reason<'a>>),
+) -> Result<(Candidate<'a>, Rejections<'a>), Rejections<'a>> {
     let service = req.name.as_ref().map(|n| n.service.as_str());
-    let mut rejected = Vec::new();
-    let mut best: Option<(SortKey, &Server, &Usage)> = None;
+    let mut rejected = Rejections::new(cluster.server_count());
+    let mut best: Option<(SortKey, Candidate<'a>)> = None;
     let mut spread = Spread::new(service.and_then(|s| cluster.spread(s)));
     let mut down_walk = down.iter().peekable();
-    for (server, usage) in cluster.servers_with_usage() {
-        let is_down = server.down || advance_to(&mut down_walk, &server.hostname);
-        if let Some(reason) = rejection(server, usage, is_down, req, restriction, ports) {
-            seen(server, Err(&reason));
-            rejected.push((server.hostname.clone(), reason));
+    let tags: Vec<(TagRule<'a>, TagTest<'_>)> = req
+        .tags
+        .iter()
+        .map(|rule| match *rule {
+            TagRule::Has(t) | TagRule::HasNot(t) => (*rule, cluster.tag_test(t)),
+        })
+        .collect();
+    for c in cluster.candidates() {
+        let is_down = c.hot.down || advance_to(&mut down_walk, c.hostname);
+        if let Some(reason) = rejection(c, is_down, &tags, restriction, ports) {
+            seen(c.server, Err(reason));
+            rejected.push(c.hostname, c.quoted, reason);
             continue;
         }
-        let same_service = spread.count(&server.hostname);
-        let key = (load(server, usage), same_service);
-        seen(server, Ok(key));
+        let same_service = spread.count(c.hostname);
+        let key = (c.hot.load, same_service);
+        seen(c.server, Ok(key));
         // Servers come in hostname order, so a strict preference keeps the
         // smallest hostname among equal keys.
         if best
             .as_ref()
-            .is_none_or(|(k, _, _)| preference.better(key, *k))
+            .is_none_or(|(k, _)| preference.better(key, *k))
         {
-            best = Some((key, server, usage));
+            best = Some((key, c));
         }
     }
-    let explain = Explain::new(cluster.server_count(), rejected);
     match best {
-        Some((_, server, usage)) => Ok((server, usage, explain)),
-        None => Err(DecisionError::NoEligibleServer { explain }),
+        Some((_, c)) => Ok((c, rejected)),
+        None => Err(rejected),
     }
 }
 
@@ -231,5 +223,38 @@ mod tests {
         assert_eq!(Preference::default(), Preference::Spread);
         let d = cluster.decide(&plain).expect("decides");
         assert_eq!(d.server.hostname, "a");
+    }
+
+    /// Tags are tested by bit for the first 64 distinct ones and by name
+    /// past them; either way a rule means what `Server::has_tag` says.
+    #[test]
+    fn tag_rules_hold_past_the_64_tag_dictionary() {
+        let inventory: Vec<serde_json::Value> = (0..70)
+            .map(|i| json!({"hostname": format!("h{i:02}"), "address": "a", "tags": [format!("t{i}"), "all"]}))
+            .collect();
+        let cluster = Cluster::from_snapshot(&json!({ "inventory": inventory })).expect("snapshot");
+        let with = |tags: &str| json!({"name": "w.1", "container": {"Image": "w", "Env": [format!("VIKING_TAGS={tags}")]}});
+        for (tags, want) in [
+            ("t69", "h69"),
+            ("t3", "h03"),
+            ("all,t66", "h66"),
+            ("!t0,all", "h01"),
+        ] {
+            assert_eq!(
+                chosen(&cluster, &with(tags), Preference::Spread),
+                want,
+                "{tags}"
+            );
+        }
+        let none = cluster.decide(&with("t70")).expect_err("nobody has t70");
+        assert!(none.to_string().contains("70 missing tag t70"), "{none}");
+        let ranking = cluster.rank(&with("!t68")).expect("ranks");
+        let removed: Vec<&str> = ranking
+            .servers
+            .iter()
+            .filter(|r| matches!(r.verdict, crate::Verdict::Removed(_)))
+            .map(|r| r.hostname.as_str())
+            .collect();
+        assert_eq!(removed, ["h68"]);
     }
 }

@@ -51,6 +51,19 @@ proptest! {
         prop_assert_eq!(with, recorded);
     }
 
+    /// `decide_json` writes its output directly, not through serde; every
+    /// entry point writes the bytes serde writes for the owned `Decision`.
+    #[test]
+    fn every_entry_point_writes_the_same_bytes(input in decision_input(20)) {
+        let one_shot = flocker_core::decide_json(&serde_json::to_vec(&input).unwrap());
+        prop_assert_eq!(&one_shot, &flocker_core::render(&flocker_core::decide(&input)));
+        if let Ok(cluster) = Cluster::from_snapshot(&snapshot_of(&input)) {
+            let req = request_of(&input);
+            prop_assert_eq!(&one_shot, &cluster.decide_json(&serde_json::to_vec(&req).unwrap()));
+            prop_assert_eq!(&one_shot, &flocker_core::render(&cluster.decide(&req)));
+        }
+    }
+
     #[test]
     fn the_same_input_gives_byte_identical_output(input in decision_input(20)) {
         let bytes = serde_json::to_vec(&input).unwrap();

@@ -153,7 +153,7 @@ impl<'a> Rejections<'a> {
     pub fn new(total: usize) -> Self {
         Rejections {
             total,
-            list: Vec::with_capacity(total),
+            list: Vec::new(),
             groups: Vec::new(),
             last: 0,
         }
@@ -173,6 +173,11 @@ impl<'a> Rejections<'a> {
         };
         self.groups[g].1 += 1;
         self.last = g;
+        if self.list.is_empty() {
+            // Room for every server at the first rejection, not before: a
+            // request most servers take allocates nothing here.
+            self.list.reserve(self.total);
+        }
         // At most one group per server, and servers are counted in usize.
         self.list.push((hostname, quoted, g as u32));
     }

@@ -1,14 +1,14 @@
 //! Bytes as a stored record of SPEC section 5 (the first byte picks the
 //! kind), through the readers both stores use (`flocker_host::store::
-//! records`, `Answer`, `PolicyRecord`): a record reads or is `Corrupt`
+//! records`, `PolicyRecord`): a record reads or is `Corrupt`
 //! naming its key, never a panic; one that reads writes back to text that
 //! reads as the same record.
 #![no_main]
 
 use flocker_host::store::records::{
-    read_change, read_json, read_route, read_server, read_volume_claim,
+    read_answer, read_change, read_json, read_route, read_server, read_volume_claim,
 };
-use flocker_host::store::{Answer, PolicyRecord, StoreError};
+use flocker_host::store::{PolicyRecord, StoreError};
 use libfuzzer_sys::fuzz_target;
 
 const KEY: &str = "/fuzz/key";
@@ -56,10 +56,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         2 => {
-            let r = Answer::from_text(KEY, text);
+            let r = read_answer(KEY, text);
             corrupt(&r);
             if let Ok(answer) = r {
-                assert_eq!(Answer::from_text(KEY, &answer.to_text()).ok(), Some(answer));
+                assert_eq!(read_answer(KEY, &answer.to_text()).ok(), Some(answer));
             }
         }
         3 => {

@@ -5,8 +5,6 @@
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::StoreError;
-
 /// A decision as it was answered, and the request it answered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
@@ -30,27 +28,6 @@ impl Answer {
         json!({"digest": self.digest, "output": self.output}).to_string()
     }
 
-    /// Reads a stored record; `key` names it in the error.
-    pub fn from_text(key: &str, text: &str) -> Result<Answer, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            key: key.to_string(),
-            reason,
-        };
-        let v: Value = serde_json::from_str(text).map_err(|e| corrupt(format!("not JSON: {e}")))?;
-        let digest = v
-            .get("digest")
-            .and_then(Value::as_str)
-            .ok_or_else(|| corrupt("digest is missing".into()))?;
-        let output = v
-            .get("output")
-            .filter(|o| o.is_object())
-            .ok_or_else(|| corrupt("output is missing".into()))?;
-        Ok(Answer {
-            digest: digest.to_string(),
-            output: output.clone(),
-        })
-    }
-
     /// Whether this is the answer to `request`.
     pub fn answers(&self, request: &Value) -> bool {
         self.digest == request_digest(request)
@@ -69,6 +46,7 @@ pub fn request_digest(request: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{records::read_answer, StoreError};
 
     #[test]
     fn the_same_request_has_the_same_digest_and_a_record_reads_back() {
@@ -82,10 +60,10 @@ mod tests {
             answer.digest,
             "a9ccf56322b4db1bf460042a183b365c0130487054166b49e32c5fab6f6862b4"
         );
-        let back = Answer::from_text("k", &answer.to_text()).unwrap();
+        let back = read_answer("k", &answer.to_text()).unwrap();
         assert_eq!(back, answer);
         assert!(matches!(
-            Answer::from_text("k", "{}"),
+            read_answer("k", "{}"),
             Err(StoreError::Corrupt { .. })
         ));
     }

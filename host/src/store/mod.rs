@@ -72,6 +72,14 @@ pub enum StoreError {
 pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
 
 impl StoreError {
+    /// The record at `key` cannot be read, and `reason` says why.
+    pub fn corrupt(key: impl Into<String>, reason: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            key: key.into(),
+            reason: reason.to_string(),
+        }
+    }
+
     /// The store refused or could not do `what`, for a reason of its own.
     pub fn unavailable(what: impl Into<String>) -> StoreError {
         StoreError::Unavailable {

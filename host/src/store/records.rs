@@ -7,26 +7,44 @@
 use flocker_core::{Change, Route, Server};
 use serde_json::{json, Value};
 
-use super::{PolicyRecord, StoreError};
+use super::{Answer, PolicyRecord, StoreError};
 
-fn corrupt(key: &str, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        key: key.to_string(),
-        reason: reason.to_string(),
-    }
-}
+use StoreError as E;
 
 /// A record's text as JSON.
 pub fn read_json(key: &str, text: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| corrupt(key, format_args!("not JSON: {e}")))
+    read_json_bytes(key, text.as_bytes())
+}
+
+/// [`read_json`] of bytes, as etcd and redb hand them over.
+fn read_json_bytes(key: &str, text: &[u8]) -> Result<Value, StoreError> {
+    serde_json::from_slice(text).map_err(|e| E::corrupt(key, format_args!("not JSON: {e}")))
+}
+
+/// The answer saved beside a route (`/answers/<name>`): `{"digest",
+/// "output"}`, the output an object.
+pub fn read_answer(key: &str, text: &str) -> Result<Answer, StoreError> {
+    let v = read_json(key, text)?;
+    let digest = v
+        .get("digest")
+        .and_then(Value::as_str)
+        .ok_or_else(|| E::corrupt(key, "digest is missing"))?;
+    let output = v
+        .get("output")
+        .filter(|o| o.is_object())
+        .ok_or_else(|| E::corrupt(key, "output is missing"))?;
+    Ok(Answer {
+        digest: digest.to_string(),
+        output: output.clone(),
+    })
 }
 
 /// A server record (`/inventory/<hostname>`): it must name the hostname
 /// its key does, or two keys could hold one server.
 pub fn read_server(key: &str, hostname: &str, text: &str) -> Result<Server, StoreError> {
-    let server = Server::from_value(&read_json(key, text)?, key).map_err(|e| corrupt(key, e))?;
+    let server = Server::from_value(&read_json(key, text)?, key).map_err(|e| E::corrupt(key, e))?;
     if server.hostname != hostname {
-        return Err(corrupt(
+        return Err(E::corrupt(
             key,
             format_args!("record names hostname {:?}", server.hostname),
         ));
@@ -37,8 +55,8 @@ pub fn read_server(key: &str, hostname: &str, text: &str) -> Result<Server, Stor
 /// A route record (`/routes/containers/<name>`): the key's name is what
 /// the route goes by, whatever the record says.
 pub fn read_route(key: &str, name: &str, text: &str) -> Result<Route, StoreError> {
-    let mut route =
-        Route::from_value(&read_json(key, text)?, Some(name), key).map_err(|e| corrupt(key, e))?;
+    let mut route = Route::from_value(&read_json(key, text)?, Some(name), key)
+        .map_err(|e| E::corrupt(key, e))?;
     route.name = name.to_string();
     Ok(route)
 }
@@ -46,14 +64,14 @@ pub fn read_route(key: &str, name: &str, text: &str) -> Result<Route, StoreError
 /// A volume claim (`/routes/volumes/<volume>`): the hostname that holds it.
 pub fn read_volume_claim(key: &str, text: &str) -> Result<String, StoreError> {
     match text {
-        "" => Err(corrupt(key, "empty hostname")),
+        "" => Err(E::corrupt(key, "empty hostname")),
         hostname => Ok(hostname.to_string()),
     }
 }
 
 /// A change the file store's changelog kept for handles that fell behind.
 pub fn read_change(key: &str, text: &str) -> Result<Change, StoreError> {
-    Change::from_value(&read_json(key, text)?, key).map_err(|e| corrupt(key, e))
+    Change::from_value(&read_json(key, text)?, key).map_err(|e| E::corrupt(key, e))
 }
 
 impl PolicyRecord {
@@ -65,20 +83,19 @@ impl PolicyRecord {
     /// Reads a stored record; a missing `info` reads as empty (records
     /// written before modules reported one).
     pub fn from_text(key: &str, text: &[u8]) -> Result<PolicyRecord, StoreError> {
-        let v: Value = serde_json::from_slice(text)
-            .map_err(|e| corrupt(key, format_args!("not JSON: {e}")))?;
+        let v = read_json_bytes(key, text)?;
         let digest = v
             .get("digest")
             .and_then(Value::as_str)
-            .ok_or_else(|| corrupt(key, "digest is missing"))?;
+            .ok_or_else(|| E::corrupt(key, "digest is missing"))?;
         let pushed_at = v
             .get("pushed_at")
             .and_then(Value::as_u64)
-            .ok_or_else(|| corrupt(key, "pushed_at is missing"))?;
+            .ok_or_else(|| E::corrupt(key, "pushed_at is missing"))?;
         let info = match v.get("info") {
             None | Some(Value::Null) => "",
             Some(Value::String(s)) => s,
-            Some(_) => return Err(corrupt(key, "info must be a string")),
+            Some(_) => return Err(E::corrupt(key, "info must be a string")),
         };
         Ok(PolicyRecord {
             digest: digest.to_string(),

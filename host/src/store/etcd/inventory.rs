@@ -166,10 +166,8 @@ impl EtcdStore {
                 .await?;
             let mut servers = Vec::new();
             for kv in &chunks {
-                let corrupt = |reason: String| StoreError::Corrupt {
-                    key: String::from_utf8_lossy(kv.key()).into_owned(),
-                    reason,
-                };
+                let corrupt =
+                    |reason: String| StoreError::corrupt(String::from_utf8_lossy(kv.key()), reason);
                 let list: Vec<Value> = serde_json::from_slice(kv.value())
                     .map_err(|e| corrupt(format!("not a JSON list of servers: {e}")))?;
                 for v in &list {

@@ -110,10 +110,9 @@ impl Store for EtcdStore {
             let Some(kv) = kvs.first() else {
                 return Ok(None);
             };
-            let text = kv.value_str().map_err(|_| StoreError::Corrupt {
-                key: key.clone(),
-                reason: "value is not UTF-8".into(),
-            })?;
+            let text = kv
+                .value_str()
+                .map_err(|_| StoreError::corrupt(&key, "value is not UTF-8"))?;
             let route = read_route(&key, name, text)?;
             if !route.is_live() {
                 return Ok(Some(route));
@@ -207,9 +206,8 @@ impl Store for EtcdStore {
                         .rsplit('/')
                         .next()
                         .and_then(|s| s.parse::<u64>().ok())
-                        .ok_or_else(|| StoreError::Corrupt {
-                            key: k.clone(),
-                            reason: "history key does not end in a sequence number".into(),
+                        .ok_or_else(|| {
+                            StoreError::corrupt(&k, "history key does not end in a sequence number")
                         })?;
                     n + 1
                 }
@@ -262,16 +260,10 @@ impl Store for EtcdStore {
         };
         let digest = kv
             .value_str()
-            .map_err(|_| StoreError::Corrupt {
-                key: active.clone(),
-                reason: "value is not UTF-8".into(),
-            })?
+            .map_err(|_| StoreError::corrupt(&active, "value is not UTF-8"))?
             .to_string();
         let meta_key = self.keys.module(&digest);
-        let corrupt = |reason: String| StoreError::Corrupt {
-            key: meta_key.clone(),
-            reason,
-        };
+        let corrupt = |reason: String| StoreError::corrupt(&meta_key, reason);
         let meta = self.get("read module", meta_key.clone(), None).await?;
         let meta = meta
             .first()

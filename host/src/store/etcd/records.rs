@@ -30,19 +30,18 @@ pub(super) fn utf8(kv: &KeyValue) -> Result<(&str, &str), (String, String)> {
 }
 
 pub(super) fn parse_answer(key: &str, kv: &KeyValue) -> Result<Answer, StoreError> {
-    let text = kv.value_str().map_err(|_| StoreError::Corrupt {
-        key: key.to_string(),
-        reason: "value is not UTF-8".into(),
-    })?;
-    Answer::from_text(key, text)
+    let text = kv
+        .value_str()
+        .map_err(|_| StoreError::corrupt(key, "value is not UTF-8"))?;
+    crate::store::records::read_answer(key, text)
 }
 
 pub(super) fn check_name(what: &str, name: &str) -> Result<(), StoreError> {
     if name.is_empty() || name.contains('/') {
-        return Err(StoreError::Corrupt {
-            key: name.to_string(),
-            reason: format!("{what} must be non-empty and contain no '/'"),
-        });
+        return Err(StoreError::corrupt(
+            name,
+            format_args!("{what} must be non-empty and contain no '/'"),
+        ));
     }
     Ok(())
 }

@@ -55,8 +55,8 @@ impl Inner {
             self.catch_up(&mut cache, &rtxn, generation)?;
             if cache.generation != start {
                 cache.generation = 0;
-                return Err(corrupt(
-                    "meta/generation".into(),
+                return Err(StoreError::corrupt(
+                    "meta/generation",
                     format!("read {generation} beside a write from {start}"),
                 ));
             }

@@ -53,7 +53,7 @@ impl Inner {
             Some(v) => v
                 .value()
                 .parse()
-                .map_err(|e| corrupt("meta/generation".into(), e)),
+                .map_err(|e| StoreError::corrupt("meta/generation", e)),
         }
     }
 

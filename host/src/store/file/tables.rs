@@ -25,13 +25,6 @@ pub const WRITE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(
 /// How many changes the changelog keeps for handles that fell behind.
 pub const CHANGELOG_KEEP: u64 = 10_000;
 
-pub(super) fn corrupt(key: String, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        key,
-        reason: reason.to_string(),
-    }
-}
-
 pub(super) fn read_route(name: &str, text: &str) -> Result<Route, StoreError> {
     records::read_route(&format!("/routes/containers/{name}"), name, text)
 }

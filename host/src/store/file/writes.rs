@@ -46,7 +46,7 @@ impl Inner {
         let Some(text) = tried!(self, answers.get(name))? else {
             return Ok(None);
         };
-        Answer::from_text(&format!("answers/{name}"), text.value()).map(Some)
+        records::read_answer(&format!("answers/{name}"), text.value()).map(Some)
     }
 
     /// Checks and writes one route in `txn` (see [`Store::save_decision`]);
@@ -225,8 +225,8 @@ impl Inner {
         let modules = tried!(self, txn.open_table(POLICY_MODULES))?;
         match tried!(self, modules.get(digest.as_str()))? {
             Some(bytes) => Ok(Some((digest, bytes.value().to_vec()))),
-            None => Err(corrupt(
-                "meta/policy_active".into(),
+            None => Err(StoreError::corrupt(
+                "meta/policy_active",
                 format!("names {digest}, which is not stored"),
             )),
         }

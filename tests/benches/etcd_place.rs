@@ -23,6 +23,16 @@
 //!
 //! The raw runs use as many concurrent transactions as the place run has tasks.
 //!
+//! Then **steady** rows (issue 12): `H` hosts (stores), each placing one
+//! container every `1/RATE` s through the host's own `place` (native
+//! engine, the save with its replay answer, re-decide on a lost save), for
+//! `--steady-count` places per host, at `--rate` places/s per host
+//! (default 50). The latency of each place runs from its call to its
+//! answer; p50, p99 and max per row. Rows: 1 host alone; 4 hosts with their
+//! ticks spread evenly over the period (hosts that are not synchronised);
+//! 4 hosts ticking at the same instants (the worst case: every tick, all
+//! four decide on the same state).
+//!
 //! Prints a Markdown table (for docs/PERFORMANCE.md) and one JSON line per
 //! row. Not a test: nothing is asserted.
 
@@ -117,16 +127,9 @@ async fn raw(etcd: &Etcd, prefix: &str, count: usize, concurrency: usize, server
     }
 }
 
-/// `concurrency` tasks placing `count` containers; `hosts` stores (each
-/// its own connection and cache, like separate processes) share the tasks.
-async fn places(
-    etcd: &Etcd,
-    prefix: &str,
-    count: usize,
-    concurrency: usize,
-    hosts: usize,
-    servers_n: usize,
-) -> Run {
+/// `hosts` stores (each its own connection and cache, like separate
+/// processes) on `prefix`, the inventory seeded and seen by all.
+async fn stores(etcd: &Etcd, prefix: &str, hosts: usize, servers_n: usize) -> Vec<Arc<EtcdStore>> {
     let mut stores = Vec::new();
     for _ in 0..hosts {
         let mut cfg = config(etcd.endpoints(), prefix);
@@ -140,6 +143,20 @@ async fn places(
     for s in &stores {
         s.wait_for_revision(stores[0].revision()).await;
     }
+    stores
+}
+
+/// `concurrency` tasks placing `count` containers; `hosts` stores (each
+/// its own connection and cache, like separate processes) share the tasks.
+async fn places(
+    etcd: &Etcd,
+    prefix: &str,
+    count: usize,
+    concurrency: usize,
+    hosts: usize,
+    servers_n: usize,
+) -> Run {
+    let stores = stores(etcd, prefix, hosts, servers_n).await;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..concurrency {
@@ -174,10 +191,95 @@ async fn places(
     }
 }
 
+/// One steady row: latencies in ms, sorted, and the retries.
+struct Steady {
+    hosts: usize,
+    phases: &'static str,
+    latencies: Vec<f64>,
+    retries: u64,
+}
+
+impl Steady {
+    fn pct(&self, p: f64) -> f64 {
+        let n = self.latencies.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let i = ((p / 100.0) * n as f64).ceil() as usize;
+        self.latencies[i.clamp(1, n) - 1]
+    }
+}
+
+/// `hosts` stores, each placing `per_host` containers at `rate` per second;
+/// `spread` offsets host h's ticks by h/hosts of the period.
+async fn steady(
+    etcd: &Etcd,
+    prefix: &str,
+    hosts: usize,
+    rate: f64,
+    per_host: usize,
+    spread: bool,
+    servers_n: usize,
+) -> Steady {
+    use flocker_host::engine::{Engine, Native};
+    use flocker_host::place::Repeat;
+    let stores = stores(etcd, prefix, hosts, servers_n).await;
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let mut tasks = Vec::new();
+    for (h, store) in stores.into_iter().enumerate() {
+        let offset = if spread {
+            period.mul_f64(h as f64 / hosts as f64)
+        } else {
+            Duration::ZERO
+        };
+        tasks.push(tokio::spawn(async move {
+            let engine: Arc<dyn Engine> = Arc::new(Native);
+            let mut tick = tokio::time::interval_at(start + offset, period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let (mut latencies, mut retries) = (Vec::with_capacity(per_host), 0u64);
+            for i in 0..per_host {
+                tick.tick().await;
+                let req = json!({"name": format!("steady-{h}.{i}"),
+                    "container": {"Image": "nginx", "ExposedPorts": {"80/tcp": {}}}});
+                let t = Instant::now();
+                let p = flocker_host::place::place(&*store, &engine, &req, 1000, Repeat::default())
+                    .await
+                    .expect("place");
+                latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                assert!(p.saved, "a steady place saves");
+                retries += u64::from(p.retries);
+            }
+            (latencies, retries)
+        }));
+    }
+    let (mut latencies, mut retries) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, r) = t.await.expect("steady task");
+        latencies.extend(l);
+        retries += r;
+    }
+    latencies.sort_by(f64::total_cmp);
+    Steady {
+        hosts,
+        phases: if hosts == 1 {
+            "-"
+        } else if spread {
+            "spread"
+        } else {
+            "aligned"
+        },
+        latencies,
+        retries,
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let count = arg(&args, "--count", 2000);
     let servers_n = arg(&args, "--servers", 10);
+    let rate = arg(&args, "--rate", 50) as f64;
+    let per_host = arg(&args, "--steady-count", 500);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -193,8 +295,14 @@ fn main() {
             let r2 = raw(&etcd, &format!("/raw{tag}b"), count, c, servers_n).await;
             runs.push((r1, p, r2));
         }
-        runs
+        let mut rows = Vec::new();
+        for (hosts, spread) in [(1usize, true), (4, true), (4, false)] {
+            let prefix = format!("/steady{hosts}{spread}");
+            rows.push(steady(&etcd, &prefix, hosts, rate, per_host, spread, servers_n).await);
+        }
+        (runs, rows)
     });
+    let (runs, rows) = runs;
     println!("| concurrency | hosts | raw txn/s (before) | place/s | raw txn/s (after) | place / raw | place retries |");
     println!("|---|---|---|---|---|---|---|");
     for (r1, p, r2) in &runs {
@@ -208,6 +316,31 @@ fn main() {
             r2.rate(),
             100.0 * p.rate() / raw_mean,
             p.retries
+        );
+    }
+    println!();
+    println!("| hosts | phases | places/s per host | places | p50 ms | p99 ms | max ms | p99 / p99 of 1 host | retries |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let alone = rows.first().map_or(1.0, |r| r.pct(99.0));
+    for r in &rows {
+        println!(
+            "| {} | {} | {rate:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            r.hosts,
+            r.phases,
+            r.latencies.len(),
+            r.pct(50.0),
+            r.pct(99.0),
+            r.pct(100.0),
+            r.pct(99.0) / alone,
+            r.retries
+        );
+    }
+    for r in &rows {
+        println!(
+            "{}",
+            json!({"what": "steady", "hosts": r.hosts, "phases": r.phases, "rate": rate,
+                   "places": r.latencies.len(), "p50_ms": r.pct(50.0), "p99_ms": r.pct(99.0),
+                   "max_ms": r.pct(100.0), "retries": r.retries})
         );
     }
     for (r1, p, r2) in &runs {

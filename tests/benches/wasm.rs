@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use flocker_core::fixtures::{
-    bench_cluster as cluster, bench_request as request, bench_route as route,
+    bench_cluster as cluster, bench_request as request, bench_route as route, mixed_cluster,
+    tag_request,
 };
 use flocker_core::{Change, Cluster};
 use flocker_host::policy::{Limits, Policy, Resident, Runtime, DEFAULT_MODULE};
@@ -132,6 +133,24 @@ fn bench(c: &mut Criterion) {
             .expect("wasm applies");
 
         if n == 1_000 {
+            // Issue 12's tag request on its mixed inventory of 1,000
+            // servers, two in three ruled out.
+            let mixed = mixed_cluster(1000);
+            let tag = serde_json::to_vec(&tag_request()).expect("request JSON");
+            let mut mixed_wasm = Resident::load(&policy, &mixed).expect("resident load");
+            let out = mixed.decide_json(&tag);
+            assert!(
+                out.starts_with("{\"server\""),
+                "the tag request must decide: {out:.300}"
+            );
+            assert_eq!(mixed_wasm.decide(&tag).expect("wasm decides"), out);
+            group.bench_with_input("resident_native_tag_request", &tag, |b, req| {
+                b.iter(|| mixed.decide_json(req))
+            });
+            group.bench_with_input("resident_wasm_tag_request", &tag, |b, req| {
+                b.iter(|| mixed_wasm.decide(req).expect("wasm decides"))
+            });
+
             // The fixed cost of a call: a request the engine refuses at once.
             let tiny = br#"{"container": 1}"#;
             group.bench_function("call_overhead_native", |b| {

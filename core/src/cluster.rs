@@ -75,7 +75,7 @@ impl Host {
         let tags = self.hot.tags;
         self.hot = match self.server.as_deref() {
             Some(server) => {
-                let load = server.containers.unwrap_or(self.usage.live);
+                let load = load(server, self.usage.live);
                 Hot {
                     down: server.down,
                     full: server.full || server.max_containers.is_some_and(|max| load >= max),
@@ -88,6 +88,12 @@ impl Host {
             None => Hot::default(),
         };
     }
+}
+
+/// A server's load with `live` routes on it: its stated `containers`, else
+/// those routes.
+fn load(server: &Server, live: u64) -> u64 {
+    server.containers.unwrap_or(live)
 }
 
 /// The first 64 distinct tags the inventory has used, each given a bit, so
@@ -468,10 +474,7 @@ impl Cluster {
         let host = self.hosts.entry(server.hostname.clone()).or_default();
         host.hot.tags = tags;
         if host.quoted.is_empty() {
-            // Serializing a string cannot fail.
-            host.quoted = serde_json::to_string(&server.hostname)
-                .unwrap_or_default()
-                .into();
+            host.quoted = crate::json_out::quoted(&server.hostname).into();
         }
         host.usage.ports.set_range(server.port_range);
         if host.server.replace(Box::new(server)).is_none() {
@@ -646,8 +649,10 @@ impl Cluster {
 
     /// A server's load: its stated `containers`, else its live routes.
     pub fn load(&self, server: &Server) -> u64 {
-        let live = self.hosts.get(&server.hostname).map_or(0, |h| h.usage.live);
-        server.containers.unwrap_or(live)
+        load(
+            server,
+            self.hosts.get(&server.hostname).map_or(0, |h| h.usage.live),
+        )
     }
 
     /// The changes that turn this state into `new`: what a store tells the

@@ -101,35 +101,21 @@ impl Reason<'_> {
             _ => self == other,
         }
     }
-
-    /// The text of a reason that names nothing.
-    fn fixed(&self) -> Option<&'static str> {
-        Some(match self {
-            Reason::NotVikingServer => "not VIKING_SERVER",
-            Reason::NotPinned => "not the pinned server",
-            Reason::Down => "down",
-            Reason::Full => "full",
-            Reason::Reserved => "reserved",
-            Reason::NoFreePort => "no free port in range",
-            Reason::MissingTag(_)
-            | Reason::HasTag(_)
-            | Reason::PortTaken(_)
-            | Reason::RangeTaken(..) => return None,
-        })
-    }
 }
 
 impl fmt::Display for Reason<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(text) = self.fixed() {
-            return f.write_str(text);
-        }
         match self {
+            Reason::NotVikingServer => f.write_str("not VIKING_SERVER"),
+            Reason::NotPinned => f.write_str("not the pinned server"),
+            Reason::Down => f.write_str("down"),
             Reason::MissingTag(t) => write!(f, "missing tag {t}"),
             Reason::HasTag(t) => write!(f, "has tag !{t}"),
+            Reason::Full => f.write_str("full"),
+            Reason::Reserved => f.write_str("reserved"),
             Reason::PortTaken(p) => write!(f, "port {p} taken"),
             Reason::RangeTaken(lo, hi) => write!(f, "port {lo}-{hi} taken"),
-            _ => Ok(()),
+            Reason::NoFreePort => f.write_str("no free port in range"),
         }
     }
 }
@@ -218,14 +204,7 @@ impl<'a> Rejections<'a> {
     /// directly: each distinct reason is escaped once, each entry copied.
     pub fn write_json(&self, out: &mut String) {
         let texts = self.texts();
-        let reasons: Vec<String> = texts
-            .iter()
-            .map(|t| {
-                let mut q = String::with_capacity(t.len() + 2);
-                json_out::push_str(&mut q, t);
-                q
-            })
-            .collect();
+        let reasons: Vec<String> = texts.iter().map(|t| json_out::quoted(t)).collect();
         out.push_str("{\"summary\":");
         json_out::push_str(out, &self.summary_of(&texts));
         out.push_str(",\"rejected\":{");

@@ -19,6 +19,13 @@ pub(crate) fn push_str(out: &mut String, s: &str) {
     }
 }
 
+/// `s` as a JSON string.
+pub(crate) fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_str(&mut out, s);
+    out
+}
+
 /// Appends `v` as serde_json writes it, compact.
 pub(crate) fn push_serde(out: &mut String, v: &impl Serialize) -> Result<(), serde_json::Error> {
     out.push_str(&serde_json::to_string(v)?);

@@ -5,7 +5,10 @@
 //! `one_shot` is the SPEC entry point (bytes in, JSON out, the whole route
 //! table parsed each call); `resident` decides against a `Cluster` parsed once.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -46,12 +49,18 @@ fn request() -> Value {
     })
 }
 
-fn bench(c: &mut Criterion) {
-    let mut group = c.benchmark_group("decide");
+/// A group of `samples` samples, each measured for 3 s after 0.5 s of warm-up.
+fn group<'c>(c: &'c mut Criterion, name: &str, samples: usize) -> BenchmarkGroup<'c, WallTime> {
+    let mut group = c.benchmark_group(name);
     group
-        .sample_size(20)
+        .sample_size(samples)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
+    group
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = group(c, "decide", 20);
     for servers in [10usize, 100, 1000] {
         let snapshot = cluster(servers, 10_000);
         let mut input = request();
@@ -87,11 +96,7 @@ fn bench(c: &mut Criterion) {
 /// decided in time cubic in the bindings and now is refused.
 fn limits(c: &mut Criterion) {
     use flocker_core::limits::*;
-    let mut group = c.benchmark_group("limits");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = group(c, "limits", 10);
     let inventory = json!([{"hostname": "node1", "address": "10.0.0.1", "port_range": [20000, 29999]},
                            {"hostname": "node2", "address": "10.0.0.2"}]);
     let db = json!({"name": "db.1", "service": "db", "server": "node1", "address": "10.0.0.1",
@@ -135,11 +140,7 @@ fn limits(c: &mut Criterion) {
 /// (1,000 servers, 10^4 routes).
 fn resident(c: &mut Criterion) {
     use flocker_core::fixtures::{bench_cluster, bench_request, mixed_cluster, tag_request};
-    let mut group = c.benchmark_group("resident");
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = group(c, "resident", 20);
     let tag = serde_json::to_vec(&tag_request()).unwrap_or_default();
     for servers in [10usize, 100, 1000] {
         let cluster = mixed_cluster(servers);

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Map, Value};
 
 use crate::error::DecisionError;
+use crate::fnv::FnvMap;
 use crate::json_path::{field, index, object, opt_array, opt_object, required_string, string};
 use crate::port_set::PortSet;
 use crate::route::{Route, REMOVED};
@@ -23,6 +24,41 @@ pub(crate) struct Usage {
     pub live: u64,
     /// Every host port of every live route here (`Route::host_ports`).
     pub ports: PortSet,
+}
+
+impl Usage {
+    /// What a live route on this server holds: a place and its host ports.
+    fn add(&mut self, route: &Route) {
+        self.live += 1;
+        for p in &route.host_ports {
+            self.ports.insert(*p);
+        }
+    }
+}
+
+/// A live route joins its service: one more member on its server, and its
+/// name among the members. The maps are looked in before a key is copied:
+/// routes mostly join services and servers already there.
+fn join_service(
+    spread: &mut BTreeMap<String, BTreeMap<String, u64>>,
+    members: &mut BTreeMap<String, BTreeSet<String>>,
+    route: &Route,
+) {
+    let hosts = match spread.get_mut(&route.service) {
+        Some(s) => s,
+        None => spread.entry(route.service.clone()).or_default(),
+    };
+    match hosts.get_mut(&route.server) {
+        Some(n) => *n += 1,
+        None => {
+            hosts.insert(route.server.clone(), 1);
+        }
+    }
+    let names = match members.get_mut(&route.service) {
+        Some(m) => m,
+        None => members.entry(route.service.clone()).or_default(),
+    };
+    names.insert(route.name.clone());
 }
 
 impl Default for Usage {
@@ -317,8 +353,7 @@ fn port_field(o: &Map<String, Value>, path: &str) -> Result<u16, DecisionError> 
 
 fn port_value(v: &Value, at: &str) -> Result<u16, DecisionError> {
     v.as_u64()
-        .and_then(|n| u16::try_from(n).ok())
-        .filter(|n| *n > 0)
+        .and_then(crate::route::host_port)
         .ok_or_else(|| DecisionError::invalid(at, "must be a port number 1-65535"))
 }
 
@@ -353,19 +388,19 @@ impl Cluster {
         }
         if let Some(routes) = opt_object(o, "", "routes")? {
             if let Some(containers) = opt_object(routes, "routes", "containers")? {
+                let mut records = Vec::with_capacity(containers.len());
                 for (name, r) in containers {
                     let path = field("routes.containers", name);
-                    let mut route = Route::from_value(r, Some(name), &path)?;
-                    // The key is what etcd and the name lookups go by.
-                    route.name = name.clone();
-                    cluster.save_route(route);
+                    records.push((name, Route::from_value(r, Some(name), &path)?));
                 }
+                // The keys of one object are distinct.
+                cluster.snapshot_routes(records);
             }
             if let Some(volumes) = opt_object(routes, "routes", "volumes")? {
                 for (volume, server) in volumes {
                     let path = field("routes.volumes", volume);
                     let server = string(server, &path)?;
-                    cluster.volumes.insert(volume.clone(), server.to_string());
+                    cluster.snapshot_volume(volume, server);
                 }
             }
             if let Some(claimed) = opt_object(routes, "routes", "claimed_ports")? {
@@ -382,6 +417,16 @@ impl Cluster {
             }
         }
         Ok(cluster)
+    }
+
+    /// A `routes.volumes` entry of a snapshot; `false`, and nothing
+    /// changed, when that volume is already claimed.
+    pub(crate) fn snapshot_volume(&mut self, volume: &str, server: &str) -> bool {
+        if self.volumes.contains_key(volume) {
+            return false;
+        }
+        self.volumes.insert(volume.to_string(), server.to_string());
+        true
     }
 
     /// Applies one change record, or an array of them all-or-nothing.
@@ -427,7 +472,7 @@ impl Cluster {
         }
     }
 
-    fn claim_port(&mut self, hostname: &str, port: u16) {
+    pub(crate) fn claim_port(&mut self, hostname: &str, port: u16) {
         if self
             .claimed
             .entry(hostname.to_string())
@@ -469,7 +514,7 @@ impl Cluster {
         }
     }
 
-    fn upsert_server(&mut self, server: Server) {
+    pub(crate) fn upsert_server(&mut self, server: Server) {
         let tags = self.tag_bits.of(&server.tags);
         let host = self.hosts.entry(server.hostname.clone()).or_default();
         host.hot.tags = tags;
@@ -496,25 +541,89 @@ impl Cluster {
 
     fn save_route(&mut self, route: Route) {
         self.delete_route(&route.name);
-        if route.is_live() {
-            let host = self.hosts.entry(route.server.clone()).or_default();
-            host.usage.live += 1;
-            for p in &route.host_ports {
-                host.usage.ports.insert(*p);
-            }
-            host.refresh();
-            *self
-                .spread
-                .entry(route.service.clone())
-                .or_default()
-                .entry(route.server.clone())
-                .or_insert(0) += 1;
-            self.members
-                .entry(route.service.clone())
-                .or_default()
-                .insert(route.name.clone());
-        }
+        self.count_live(&route);
         self.routes.insert(route.name.clone(), route);
+    }
+
+    /// What a live route adds to its server's usage and its service.
+    fn count_live(&mut self, route: &Route) {
+        if !route.is_live() {
+            return;
+        }
+        let host = match self.hosts.get_mut(&route.server) {
+            Some(h) => h,
+            None => self.hosts.entry(route.server.clone()).or_default(),
+        };
+        host.usage.add(route);
+        host.refresh();
+        join_service(&mut self.spread, &mut self.members, route);
+    }
+
+    /// [`join_service`] for many routes. Into a cluster with no services
+    /// yet, each service's spread and members are counted in a hash table
+    /// and built in one go, a lookup per route instead of four walks.
+    fn join_services<'r>(&mut self, live: impl Iterator<Item = &'r Route>) {
+        if !(self.spread.is_empty() && self.members.is_empty()) {
+            live.for_each(|r| join_service(&mut self.spread, &mut self.members, r));
+            return;
+        }
+        let mut services: FnvMap<&str, (FnvMap<&str, u64>, Vec<&str>)> = FnvMap::default();
+        for r in live {
+            let (hosts, names) = services.entry(&r.service).or_default();
+            *hosts.entry(&r.server).or_default() += 1;
+            names.push(&r.name);
+        }
+        for (service, (hosts, names)) in services {
+            let hosts = hosts.into_iter().map(|(h, n)| (h.to_string(), n));
+            self.spread.insert(service.to_string(), hosts.collect());
+            let names = names.into_iter().map(str::to_string);
+            self.members.insert(service.to_string(), names.collect());
+        }
+    }
+
+    /// The `routes.containers` of a snapshot into a cluster that has no
+    /// routes yet, each stored under its key (what etcd and the name
+    /// lookups go by). The same state as saving them one by one, built in
+    /// bulk: each server is found through a hash table instead of a walk
+    /// down the ordered map, and the route table is built from the sorted
+    /// records at once. `false` when a key repeats, which only the one-shot
+    /// reader can see; it then throws the cluster away.
+    pub(crate) fn snapshot_routes<K: AsRef<str>>(&mut self, routes: Vec<(K, Route)>) -> bool {
+        let mut named = Vec::with_capacity(routes.len());
+        // Live routes on servers not in the inventory, by place in `named`.
+        let mut elsewhere = Vec::new();
+        {
+            let mut index: FnvMap<&str, &mut Host> = self
+                .hosts
+                .iter_mut()
+                .map(|(hostname, host)| (hostname.as_str(), host))
+                .collect();
+            for (key, mut route) in routes {
+                key.as_ref().clone_into(&mut route.name);
+                if route.is_live() {
+                    match index.get_mut(route.server.as_str()) {
+                        Some(host) => host.usage.add(&route),
+                        None => elsewhere.push(named.len()),
+                    }
+                }
+                named.push((route.name.clone(), route));
+            }
+            index.values_mut().for_each(|host| host.refresh());
+        }
+        for &i in &elsewhere {
+            let route = &named[i].1;
+            let host = self.hosts.entry(route.server.clone()).or_default();
+            host.usage.add(route);
+            host.refresh();
+        }
+        self.join_services(named.iter().map(|(_, r)| r).filter(|r| r.is_live()));
+        let expected = self.routes.len() + named.len();
+        if self.routes.is_empty() {
+            self.routes = named.into_iter().collect();
+        } else {
+            self.routes.extend(named);
+        }
+        self.routes.len() == expected
     }
 
     fn delete_route(&mut self, name: &str) -> Option<Route> {

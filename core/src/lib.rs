@@ -23,11 +23,13 @@ mod explain;
 pub mod ffi;
 #[cfg(feature = "testgen")]
 pub mod fixtures;
+mod fnv;
 mod json_out;
 mod json_path;
 pub mod limits;
 mod links;
 mod naming;
+mod one_shot;
 mod pins;
 mod port;
 mod port_set;
@@ -74,6 +76,14 @@ pub fn decide_json(input: &[u8]) -> String {
 /// [`decide_json`], choosing among the eligible servers by `preference`
 /// instead of the SPEC's default ([`Preference::Spread`]).
 pub fn decide_json_with(input: &[u8], preference: Preference) -> String {
+    let none = std::collections::BTreeSet::new();
+    // The fast reader takes what it can read exactly; anything else, and
+    // every error, is read into a `Value`, which names where it went wrong.
+    if input.len() <= MAX_INPUT_BYTES {
+        if let Some((request, cluster)) = one_shot::read(input) {
+            return render_ref(&cluster.decide_ref(&request, &none, preference));
+        }
+    }
     let v = match parse(input) {
         Ok(v) => v,
         Err(e) => return render(&Err(e)),
@@ -82,7 +92,7 @@ pub fn decide_json_with(input: &[u8], preference: Preference) -> String {
         Ok(c) => c,
         Err(e) => return render(&Err(e)),
     };
-    render_ref(&cluster.decide_ref(&v, &std::collections::BTreeSet::new(), preference))
+    render_ref(&cluster.decide_ref(&v, &none, preference))
 }
 
 /// Parses input bytes as JSON, naming what is wrong with them.

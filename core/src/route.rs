@@ -63,10 +63,7 @@ impl Route {
             (None, Some(k)) => k,
             (None, None) => required_string(o, path, "name")?,
         };
-        let service = match opt_string(o, path, "service")? {
-            Some(s) => s.to_string(),
-            None => ContainerName::split(name).0.to_string(),
-        };
+        let service = opt_string(o, path, "service")?;
         let server = required_string(o, path, "server")?;
         let address = opt_string(o, path, "address")?.unwrap_or_default();
         let mut ports = Vec::new();
@@ -80,38 +77,63 @@ impl Route {
                     }
                     other => other,
                 })?;
-                let host =
-                    host_port(hp).ok_or_else(|| DecisionError::invalid(at(), BAD_HOST_PORT))?;
+                let host = hp
+                    .as_u64()
+                    .and_then(host_port)
+                    .ok_or_else(|| DecisionError::invalid(at(), BAD_HOST_PORT))?;
                 ports.push((port, host));
             }
         }
-        ports.sort_by(|a, b| a.0.cmp(&b.0));
-        ports.dedup_by(|a, b| a.0 == b.0);
-        // A record from before `host_ports` holds the values of its `ports`.
-        // One that has both holds both: a `ports` value is bound even when a
-        // hand-written list leaves it out.
-        let mut host_ports: Vec<u16> = ports.iter().map(|(_, h)| *h).collect();
+        let mut host_ports = Vec::new();
         if let Some(list) = opt_array(o, path, "host_ports")? {
             for (i, hp) in list.iter().enumerate() {
-                let host = host_port(hp).ok_or_else(|| {
+                let host = hp.as_u64().and_then(host_port).ok_or_else(|| {
                     DecisionError::invalid(index(&field(path, "host_ports"), i), BAD_HOST_PORT)
                 })?;
                 host_ports.push(host);
             }
         }
-        host_ports.sort_unstable();
-        host_ports.dedup();
-        Ok(Route {
-            name: name.to_string(),
+        let parts = Parts {
+            name,
             service,
-            server: server.to_string(),
-            address: address.to_string(),
+            server,
+            address,
             ports,
             host_ports,
             env: strings(o, path, "env")?,
             volumes: strings(o, path, "volumes")?,
-            state: opt_string(o, path, "state")?.unwrap_or(LIVE).to_string(),
-        })
+            state: opt_string(o, path, "state")?,
+        };
+        Ok(Route::assemble(parts))
+    }
+
+    /// The record from fields each reader has checked (the `Value` one here
+    /// and the one-shot one), with the defaults for those it did not find.
+    pub(crate) fn assemble(p: Parts<'_>) -> Route {
+        let mut ports = p.ports;
+        ports.sort_by(|a, b| a.0.cmp(&b.0));
+        ports.dedup_by(|a, b| a.0 == b.0);
+        // A record from before `host_ports` holds the values of its `ports`.
+        // One that has both holds both: a `ports` value is bound even when a
+        // hand-written list leaves it out.
+        let mut host_ports = p.host_ports;
+        host_ports.extend(ports.iter().map(|(_, h)| *h));
+        host_ports.sort_unstable();
+        host_ports.dedup();
+        Route {
+            name: p.name.to_string(),
+            service: p
+                .service
+                .unwrap_or_else(|| ContainerName::split(p.name).0)
+                .to_string(),
+            server: p.server.to_string(),
+            address: p.address.to_string(),
+            ports,
+            host_ports,
+            env: p.env,
+            volumes: p.volumes,
+            state: p.state.unwrap_or(LIVE).to_string(),
+        }
     }
 
     /// The record as SPEC section 4 writes it, with every field.
@@ -149,12 +171,25 @@ impl Serialize for PortMap<'_> {
     }
 }
 
-const BAD_HOST_PORT: &str = "host port must be a number from 1 to 65535";
+pub(crate) const BAD_HOST_PORT: &str = "host port must be a number from 1 to 65535";
 
-fn host_port(v: &Value) -> Option<u16> {
-    v.as_u64()
-        .and_then(|h| u16::try_from(h).ok())
-        .filter(|h| *h > 0)
+/// A host port: 1 to 65535.
+pub(crate) fn host_port(n: u64) -> Option<u16> {
+    u16::try_from(n).ok().filter(|h| *h > 0)
+}
+
+/// A route record's fields as read: `name` is the record's or its key,
+/// `ports` and `host_ports` as they came (unsorted, perhaps repeated).
+pub(crate) struct Parts<'a> {
+    pub name: &'a str,
+    pub service: Option<&'a str>,
+    pub server: &'a str,
+    pub address: &'a str,
+    pub ports: Vec<(Port, u16)>,
+    pub host_ports: Vec<u16>,
+    pub env: Vec<String>,
+    pub volumes: Vec<String>,
+    pub state: Option<&'a str>,
 }
 
 fn strings(o: &Map<String, Value>, path: &str, key: &str) -> Result<Vec<String>, DecisionError> {

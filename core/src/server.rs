@@ -46,37 +46,45 @@ impl Server {
     /// Reads one inventory record; `path` names it in errors (`inventory[2]`).
     pub fn from_value(v: &Value, path: &str) -> Result<Server, DecisionError> {
         let o = object(v, path)?;
-        let hostname = required_string(o, path, "hostname")?;
-        if hostname.is_empty() {
-            return Err(DecisionError::invalid(
-                field(path, "hostname"),
-                "must not be empty",
-            ));
-        }
-        let address = required_string(o, path, "address")?;
-        if address.is_empty() {
-            return Err(DecisionError::invalid(
-                field(path, "address"),
-                "must not be empty",
-            ));
-        }
-        let docker = match crate::json_path::opt_string(o, path, "docker")? {
-            Some(d) => d.to_string(),
-            None => format!("tcp://{address}:2375"),
-        };
+        let hostname = non_empty(required_string(o, path, "hostname")?, path, "hostname")?;
+        let address = non_empty(required_string(o, path, "address")?, path, "address")?;
+        let docker = crate::json_path::opt_string(o, path, "docker")?;
         let tags = read_tags(o, path)?;
-        Ok(Server {
-            hostname: hostname.to_string(),
-            address: address.to_string(),
-            docker,
-            tags,
-            reserved: opt_bool(o, path, "reserved")?.unwrap_or(false),
-            full: opt_bool(o, path, "full")?.unwrap_or(false),
-            down: opt_bool(o, path, "down")?.unwrap_or(false),
+        let fields = Fields {
+            reserved: opt_bool(o, path, "reserved")?,
+            full: opt_bool(o, path, "full")?,
+            down: opt_bool(o, path, "down")?,
             max_containers: opt_u64(o, path, "max_containers")?,
             containers: opt_u64(o, path, "containers")?,
             port_range: read_port_range(o, path)?,
-        })
+        };
+        Ok(Server::assemble(hostname, address, docker, tags, fields))
+    }
+
+    /// The record from fields each reader has checked, with the SPEC
+    /// defaults for those it did not find.
+    pub(crate) fn assemble(
+        hostname: &str,
+        address: &str,
+        docker: Option<&str>,
+        tags: Vec<String>,
+        f: Fields,
+    ) -> Server {
+        Server {
+            hostname: hostname.to_string(),
+            address: address.to_string(),
+            docker: match docker {
+                Some(d) => d.to_string(),
+                None => format!("tcp://{address}:2375"),
+            },
+            tags,
+            reserved: f.reserved.unwrap_or(false),
+            full: f.full.unwrap_or(false),
+            down: f.down.unwrap_or(false),
+            max_containers: f.max_containers,
+            containers: f.containers,
+            port_range: f.port_range,
+        }
     }
 
     /// The record as it is stored and sent, with defaults filled in.
@@ -120,30 +128,65 @@ fn read_tags(o: &Map<String, Value>, path: &str) -> Result<Vec<String>, Decision
         .collect()
 }
 
+/// A record's scalar fields as read, before defaults: what both readers
+/// (the `Value` one here and the one-shot one) hand to [`Server::assemble`].
+#[derive(Debug, Default)]
+pub(crate) struct Fields {
+    pub reserved: Option<bool>,
+    pub full: Option<bool>,
+    pub down: Option<bool>,
+    pub max_containers: Option<u64>,
+    pub containers: Option<u64>,
+    pub port_range: (u16, u16),
+}
+
+/// `hostname` and `address` must not be empty.
+pub(crate) fn non_empty<'a>(s: &'a str, path: &str, key: &str) -> Result<&'a str, DecisionError> {
+    if s.is_empty() {
+        return Err(DecisionError::invalid(
+            field(path, key),
+            "must not be empty",
+        ));
+    }
+    Ok(s)
+}
+
 fn read_port_range(o: &Map<String, Value>, path: &str) -> Result<(u16, u16), DecisionError> {
     let Some(items) = opt_array(o, path, "port_range")? else {
         return Ok(DEFAULT_PORT_RANGE);
     };
-    let range_path = field(path, "port_range");
+    let bounds: Vec<Option<u64>> = items.iter().map(Value::as_u64).collect();
+    port_range(&bounds, path)
+}
+
+/// `port_range` from its entries (`None` for one that is not a
+/// non-negative integer): two port numbers, the first not above the last.
+pub(crate) fn port_range(items: &[Option<u64>], path: &str) -> Result<(u16, u16), DecisionError> {
+    let range_path = || field(path, "port_range");
     let bound = |i: usize| -> Result<u16, DecisionError> {
-        let p = index(&range_path, i);
         items
             .get(i)
-            .and_then(Value::as_u64)
+            .copied()
+            .flatten()
             .and_then(|n| u16::try_from(n).ok())
             .filter(|n| *n > 0)
-            .ok_or_else(|| DecisionError::invalid(p, "expected a port number from 1 to 65535"))
+            .ok_or_else(|| {
+                DecisionError::invalid(
+                    index(&range_path(), i),
+                    "expected a port number from 1 to 65535",
+                )
+            })
     };
     if items.len() != 2 {
         return Err(DecisionError::invalid(
-            range_path,
+            range_path(),
             "expected [first, last], two port numbers",
         ));
     }
     let (lo, hi) = (bound(0)?, bound(1)?);
     if lo > hi {
         return Err(DecisionError::invalid(
-            range_path,
+            range_path(),
             format!("first port {lo} is above last port {hi}"),
         ));
     }

@@ -85,6 +85,29 @@ proptest! {
         prop_assert!(out.get("error").is_some() || out.get("server").is_some());
     }
 
+    /// `decide_json` reads most inputs without a `Value` tree and leaves
+    /// the rest to the `Value` reader; either way its answer is the one
+    /// the `Value` reader gives, on inputs with a value changed somewhere
+    /// and keys repeated (which a `Value` cannot hold, so they are written
+    /// into the text).
+    #[test]
+    fn the_one_shot_reader_answers_as_the_value_reader(
+        input in decision_input(8), path_seed in any::<u64>(), v in arb_json(),
+        mutate in any::<bool>(), repeat_seed in any::<u64>(),
+    ) {
+        let mut input = input;
+        if mutate {
+            replace_somewhere(&mut input, path_seed, v.clone());
+        }
+        let mut text = String::new();
+        write_repeating(&input, &mut repeat_seed.clone(), &v, &mut text);
+        let by_value = match flocker_core::parse(text.as_bytes()) {
+            Ok(parsed) => flocker_core::render(&flocker_core::decide(&parsed)),
+            Err(e) => flocker_core::render(&Err(e)),
+        };
+        prop_assert_eq!(flocker_core::decide_json(text.as_bytes()), by_value, "{}", text);
+    }
+
     #[test]
     fn mutated_inputs_never_panic(input in decision_input(6), path_seed in any::<u64>(), v in arb_json()) {
         let mut input = input;
@@ -117,6 +140,53 @@ fn replace_somewhere(v: &mut Value, mut seed: u64, with: Value) {
             Value::Array(a) => &mut a[i],
             _ => return,
         };
+    }
+}
+
+/// `v` as JSON text in which, now and then (by `seed`), an object key is
+/// written twice: first with a value [`near`] its own, then with its own.
+fn write_repeating(v: &Value, seed: &mut u64, other: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let key = Value::String(k.clone()).to_string();
+                *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                if *seed >> 60 == 0 {
+                    out.push_str(&format!("{key}:{},", near(x, other)));
+                }
+                out.push_str(&key);
+                out.push(':');
+                write_repeating(x, seed, other, out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_repeating(x, seed, other, out);
+            }
+            out.push(']');
+        }
+        leaf => out.push_str(&leaf.to_string()),
+    }
+}
+
+/// A value of the same kind as `x` but not equal to it, so that reading
+/// the first of a repeated key instead of the last shows; `other` for
+/// arrays and objects.
+fn near(x: &Value, other: &Value) -> Value {
+    match x {
+        Value::Number(n) => n.as_u64().map_or(Value::from(1), |n| Value::from(n ^ 1)),
+        Value::String(t) => Value::String(format!("{t}1")),
+        Value::Bool(b) => Value::Bool(!b),
+        _ => other.clone(),
     }
 }
 

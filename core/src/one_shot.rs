@@ -461,6 +461,29 @@ impl<'de, T: Deserialize<'de>> ObjectSeed<'de> for Pairs<T> {
     }
 }
 
+/// A route's `ports`: container port -> host port, in the record's order.
+/// A port named twice gives up, even as `80` and `80/tcp` (two keys the
+/// `Value` reader keeps both of), since for one key written twice it keeps
+/// only the last.
+struct Ports;
+
+impl<'de> ObjectSeed<'de> for Ports {
+    type Out = Vec<(Port, u16)>;
+    const WHAT: &'static str = "the route's ports";
+
+    fn read<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        let mut out: Vec<(Port, u16)> = Vec::new();
+        while let Some((key, host)) = map.next_entry::<Text<'de>, u64>()? {
+            let port = Port::parse(&key, "").map_err(|_| give_up())?;
+            if out.iter().any(|(p, _)| *p == port) {
+                return Err(give_up());
+            }
+            out.push((port, host_port(host).ok_or_else(give_up)?));
+        }
+        Ok(out)
+    }
+}
+
 /// `routes.containers`: name -> route record.
 struct Containers;
 
@@ -495,7 +518,7 @@ impl<'de> ObjectSeed<'de> for RouteSeed<'_> {
         let mut seen = Seen(0);
         let (mut name, mut service, mut server, mut address, mut state) =
             (None, None, None, None, None);
-        let mut ports: Option<Vec<(Text<'de>, u64)>> = None;
+        let mut ports: Option<Vec<(Port, u16)>> = None;
         let mut host_ports: Option<Vec<u64>> = None;
         let (mut env, mut volumes): (Option<Vec<Text<'de>>>, Option<Vec<Text<'de>>>) = (None, None);
         while let Some(key) = map.next_key::<Text<'de>>()? {
@@ -518,7 +541,7 @@ impl<'de> ObjectSeed<'de> for RouteSeed<'_> {
                 }
                 "ports" => {
                     seen.first(16)?;
-                    ports = map.next_value_seed(Object(Pairs::new()))?;
+                    ports = map.next_value_seed(Object(Ports))?;
                 }
                 "host_ports" => {
                     seen.first(32)?;
@@ -542,16 +565,6 @@ impl<'de> ObjectSeed<'de> for RouteSeed<'_> {
             }
         }
         let server = server.ok_or_else(give_up)?;
-        let mut parsed = Vec::new();
-        let ports = ports.unwrap_or_default();
-        for (i, (k, hp)) in ports.iter().enumerate() {
-            // `Value` keeps the last of a repeated key; this reader gives up.
-            if ports[..i].iter().any(|(other, _)| **other == **k) {
-                return Err(give_up());
-            }
-            let port = Port::parse(k, "").map_err(|_| give_up())?;
-            parsed.push((port, host_port(*hp).ok_or_else(give_up)?));
-        }
         let host_ports = host_ports
             .unwrap_or_default()
             .into_iter()
@@ -568,7 +581,7 @@ impl<'de> ObjectSeed<'de> for RouteSeed<'_> {
             service: service.as_deref(),
             server: &server,
             address: address.as_deref().unwrap_or_default(),
-            ports: parsed,
+            ports: ports.unwrap_or_default(),
             host_ports,
             env: owned(env),
             volumes: owned(volumes),
@@ -622,12 +635,14 @@ mod tests {
         // Escapes make owned strings; the answer is still the same.
         let escaped = SERVER.replace("\"n2\"", "\"n\\u0032\"");
         assert!(taken(&input(&escaped, ROUTE, "")));
-        // `80` and `80/tcp` are two keys naming one port, as for `Value`.
+        // `80` and `80/tcp` are two keys naming one port: the `Value`
+        // reader keeps both and the first in link order wins. This reader
+        // leaves it to that one.
         let twice = ROUTE.replace(
             "\"5432/tcp\": 20000",
             "\"5432\": 20001, \"5432/tcp\": 20000",
         );
-        assert!(taken(&input(SERVER, &twice, "")));
+        assert!(!taken(&input(SERVER, &twice, "")));
         // Nulls read as absent; unknown fields are walked and dropped.
         let nulls = ROUTE.replace(
             "\"env\"",

@@ -31,10 +31,9 @@ impl Port {
                 format!("{spec:?} is not a port: the number must be 1 to 65535"),
             )
         })?;
-        let lower = proto.to_ascii_lowercase();
         let proto = PROTOCOLS
             .iter()
-            .find(|p| **p == lower)
+            .find(|p| p.eq_ignore_ascii_case(proto))
             .copied()
             .ok_or_else(|| {
                 DecisionError::invalid(

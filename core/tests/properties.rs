@@ -106,6 +106,12 @@ proptest! {
             Err(e) => flocker_core::render(&Err(e)),
         };
         prop_assert_eq!(flocker_core::decide_json(text.as_bytes()), by_value, "{}", text);
+        // Loading a resident state reads the same way.
+        let loaded = flocker_core::ffi::load_snapshot(text.as_bytes()).map(|c| c.to_snapshot());
+        let by_value = flocker_core::parse(text.as_bytes())
+            .and_then(|v| Cluster::from_snapshot(&v))
+            .map(|c| c.to_snapshot());
+        prop_assert_eq!(format!("{loaded:?}"), format!("{by_value:?}"), "{}", text);
     }
 
     #[test]

@@ -391,7 +391,9 @@ impl Cluster {
                 let mut records = Vec::with_capacity(containers.len());
                 for (name, r) in containers {
                     let path = field("routes.containers", name);
-                    records.push((name, Route::from_value(r, Some(name), &path)?));
+                    let mut route = Route::from_value(r, Some(name), &path)?;
+                    name.clone_into(&mut route.name);
+                    records.push(route);
                 }
                 // The keys of one object are distinct.
                 cluster.snapshot_routes(records);
@@ -560,66 +562,79 @@ impl Cluster {
     }
 
     /// [`join_service`] for many routes. Into a cluster with no services
-    /// yet, each service's spread and members are counted in a hash table
-    /// and built in one go, a lookup per route instead of four walks.
+    /// yet, each service's spread and members are gathered through a hash
+    /// table and inserted in one go: a lookup per route instead of four
+    /// walks down ordered maps.
     fn join_services<'r>(&mut self, live: impl Iterator<Item = &'r Route>) {
         if !(self.spread.is_empty() && self.members.is_empty()) {
             live.for_each(|r| join_service(&mut self.spread, &mut self.members, r));
             return;
         }
-        let mut services: FnvMap<&str, (FnvMap<&str, u64>, Vec<&str>)> = FnvMap::default();
+        // One table type for every bulk lookup: each instance of a hash
+        // table costs the WASM module kilobytes.
+        let mut index: FnvMap<&str, usize> = FnvMap::default();
+        // Per service: its name, its live members per server, their names.
+        type Gathered<'r> = (&'r str, Vec<(&'r str, u64)>, Vec<&'r str>);
+        let mut services: Vec<Gathered<'_>> = Vec::new();
         for r in live {
-            let (hosts, names) = services.entry(&r.service).or_default();
-            *hosts.entry(&r.server).or_default() += 1;
+            let at = *index.entry(&r.service).or_insert_with(|| {
+                services.push((&r.service, Vec::new(), Vec::new()));
+                services.len() - 1
+            });
+            let (_, hosts, names) = &mut services[at];
+            // A service spans few servers: a scan beats a table here.
+            match hosts.iter_mut().find(|(h, _)| *h == r.server) {
+                Some((_, n)) => *n += 1,
+                None => hosts.push((&r.server, 1)),
+            }
             names.push(&r.name);
         }
-        for (service, (hosts, names)) in services {
-            let hosts = hosts.into_iter().map(|(h, n)| (h.to_string(), n));
-            self.spread.insert(service.to_string(), hosts.collect());
-            let names = names.into_iter().map(str::to_string);
-            self.members.insert(service.to_string(), names.collect());
+        for (service, hosts, names) in services {
+            let spread = self.spread.entry(service.to_string()).or_default();
+            for (h, n) in hosts {
+                spread.insert(h.to_string(), n);
+            }
+            let members = self.members.entry(service.to_string()).or_default();
+            for name in names {
+                members.insert(name.to_string());
+            }
         }
     }
 
-    /// The `routes.containers` of a snapshot into a cluster that has no
-    /// routes yet, each stored under its key (what etcd and the name
-    /// lookups go by). The same state as saving them one by one, built in
+    /// The `routes.containers` of a snapshot, each already named by its
+    /// key (what etcd and the name lookups go by), into a cluster that has
+    /// no routes yet. The same state as saving them one by one, built in
     /// bulk: each server is found through a hash table instead of a walk
-    /// down the ordered map, and the route table is built from the sorted
-    /// records at once. `false` when a key repeats, which only the one-shot
-    /// reader can see; it then throws the cluster away.
-    pub(crate) fn snapshot_routes<K: AsRef<str>>(&mut self, routes: Vec<(K, Route)>) -> bool {
-        let mut named = Vec::with_capacity(routes.len());
-        // Live routes on servers not in the inventory, by place in `named`.
-        let mut elsewhere = Vec::new();
-        {
-            let mut index: FnvMap<&str, &mut Host> = self
-                .hosts
-                .iter_mut()
-                .map(|(hostname, host)| (hostname.as_str(), host))
-                .collect();
-            for (key, mut route) in routes {
-                key.as_ref().clone_into(&mut route.name);
-                if route.is_live() {
-                    match index.get_mut(route.server.as_str()) {
-                        Some(host) => host.usage.add(&route),
-                        None => elsewhere.push(named.len()),
-                    }
-                }
-                named.push((route.name.clone(), route));
-            }
-            index.values_mut().for_each(|host| host.refresh());
+    /// down the ordered map, and the route table is built from the records
+    /// at once. `false` when a name repeats, which only the one-shot reader
+    /// can see; it then throws the cluster away.
+    pub(crate) fn snapshot_routes(&mut self, routes: Vec<Route>) -> bool {
+        let mut index: FnvMap<&str, usize> = FnvMap::default();
+        let mut hosts: Vec<&mut Host> = Vec::with_capacity(self.hosts.len());
+        for (i, (hostname, host)) in self.hosts.iter_mut().enumerate() {
+            index.insert(hostname, i);
+            hosts.push(host);
         }
+        // Live routes on servers not in the inventory, by place in `routes`.
+        let mut elsewhere = Vec::new();
+        for (i, route) in routes.iter().enumerate().filter(|(_, r)| r.is_live()) {
+            match index.get(route.server.as_str()) {
+                Some(at) => hosts[*at].usage.add(route),
+                None => elsewhere.push(i),
+            }
+        }
+        hosts.iter_mut().for_each(|host| host.refresh());
         for &i in &elsewhere {
-            let route = &named[i].1;
+            let route = &routes[i];
             let host = self.hosts.entry(route.server.clone()).or_default();
             host.usage.add(route);
             host.refresh();
         }
-        self.join_services(named.iter().map(|(_, r)| r).filter(|r| r.is_live()));
-        let expected = self.routes.len() + named.len();
+        self.join_services(routes.iter().filter(|r| r.is_live()));
+        let expected = self.routes.len() + routes.len();
+        let named = routes.into_iter().map(|r| (r.name.clone(), r));
         if self.routes.is_empty() {
-            self.routes = named.into_iter().collect();
+            self.routes = named.collect();
         } else {
             self.routes.extend(named);
         }

@@ -85,7 +85,7 @@ struct Snapshot<'a> {
 
 #[derive(Default)]
 struct Routes<'a> {
-    containers: Vec<(Text<'a>, Route)>,
+    containers: Vec<Route>,
     volumes: Vec<(Text<'a>, Text<'a>)>,
     claimed: Vec<(Text<'a>, Vec<u64>)>,
 }
@@ -488,7 +488,7 @@ impl<'de> ObjectSeed<'de> for Ports {
 struct Containers;
 
 impl<'de> ObjectSeed<'de> for Containers {
-    type Out = Vec<(Text<'de>, Route)>;
+    type Out = Vec<Route>;
     const WHAT: &'static str = "the route records";
 
     fn read<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
@@ -498,7 +498,9 @@ impl<'de> ObjectSeed<'de> for Containers {
             let route = map
                 .next_value_seed(Object(RouteSeed { key: &key }))?
                 .ok_or_else(give_up)?;
-            out.push((key, route));
+            let mut route = route;
+            key.clone_into(&mut route.name);
+            out.push(route);
         }
         Ok(out)
     }

@@ -378,13 +378,12 @@ impl Cluster {
         for (i, s) in inventory.iter().enumerate() {
             let path = index("inventory", i);
             let server = Server::from_value(s, &path)?;
-            if cluster.server(&server.hostname).is_some() {
-                return Err(DecisionError::invalid(
+            cluster.snapshot_server(server).map_err(|hostname| {
+                DecisionError::invalid(
                     field(&path, "hostname"),
-                    format!("duplicate hostname {:?}", server.hostname),
-                ));
-            }
-            cluster.upsert_server(server);
+                    format!("duplicate hostname {hostname:?}"),
+                )
+            })?;
         }
         if let Some(routes) = opt_object(o, "", "routes")? {
             if let Some(containers) = opt_object(routes, "routes", "containers")? {
@@ -419,6 +418,16 @@ impl Cluster {
             }
         }
         Ok(cluster)
+    }
+
+    /// An `inventory` record of a snapshot; its hostname back, and nothing
+    /// changed, when a server of that hostname is already there.
+    pub(crate) fn snapshot_server(&mut self, server: Server) -> Result<(), String> {
+        if self.server(&server.hostname).is_some() {
+            return Err(server.hostname);
+        }
+        self.upsert_server(server);
+        Ok(())
     }
 
     /// A `routes.volumes` entry of a snapshot; `false`, and nothing
@@ -561,15 +570,10 @@ impl Cluster {
         join_service(&mut self.spread, &mut self.members, route);
     }
 
-    /// [`join_service`] for many routes. Into a cluster with no services
-    /// yet, each service's spread and members are gathered through a hash
-    /// table and inserted in one go: a lookup per route instead of four
-    /// walks down ordered maps.
+    /// [`join_service`] for many routes: each service's spread and members
+    /// are gathered through a hash table and added in one go, a lookup per
+    /// route instead of four walks down ordered maps.
     fn join_services<'r>(&mut self, live: impl Iterator<Item = &'r Route>) {
-        if !(self.spread.is_empty() && self.members.is_empty()) {
-            live.for_each(|r| join_service(&mut self.spread, &mut self.members, r));
-            return;
-        }
         // One table type for every bulk lookup: each instance of a hash
         // table costs the WASM module kilobytes.
         let mut index: FnvMap<&str, usize> = FnvMap::default();
@@ -592,7 +596,7 @@ impl Cluster {
         for (service, hosts, names) in services {
             let spread = self.spread.entry(service.to_string()).or_default();
             for (h, n) in hosts {
-                spread.insert(h.to_string(), n);
+                *spread.entry(h.to_string()).or_default() += n;
             }
             let members = self.members.entry(service.to_string()).or_default();
             for name in names {

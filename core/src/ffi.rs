@@ -38,10 +38,8 @@ pub fn change_count(changes: &Value) -> usize {
 pub fn load_snapshot(input: &[u8]) -> Result<Cluster, DecisionError> {
     // As in `decide_json`: the typed reader when it can, the `Value` one
     // for the rest and for every error.
-    if input.len() <= crate::MAX_INPUT_BYTES {
-        if let Some((_, cluster)) = crate::one_shot::read(input) {
-            return Ok(cluster);
-        }
+    if let Some((_, cluster)) = crate::one_shot::read(input) {
+        return Ok(cluster);
     }
     parse(input).and_then(|v| Cluster::from_snapshot(&v))
 }

@@ -12,20 +12,23 @@ pub(crate) type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 /// FNV-1a over the bytes written: short keys such as hostnames hash in a
 /// few instructions a byte.
-#[derive(Default)]
-pub(crate) struct Fnv(Option<u64>);
+pub(crate) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(OFFSET)
+    }
+}
 
 impl Hasher for Fnv {
     fn finish(&self) -> u64 {
-        self.0.unwrap_or(OFFSET)
+        self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0.unwrap_or(OFFSET);
         for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(PRIME);
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(PRIME);
         }
-        self.0 = Some(h);
     }
 }
 

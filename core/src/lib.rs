@@ -79,10 +79,8 @@ pub fn decide_json_with(input: &[u8], preference: Preference) -> String {
     let none = std::collections::BTreeSet::new();
     // The fast reader takes what it can read exactly; anything else, and
     // every error, is read into a `Value`, which names where it went wrong.
-    if input.len() <= MAX_INPUT_BYTES {
-        if let Some((request, cluster)) = one_shot::read(input) {
-            return render_ref(&cluster.decide_ref(&request, &none, preference));
-        }
+    if let Some((request, cluster)) = one_shot::read(input) {
+        return render_ref(&cluster.decide_ref(&request, &none, preference));
     }
     let v = match parse(input) {
         Ok(v) => v,

@@ -39,6 +39,9 @@ use crate::server::{self, Fields, Server, DEFAULT_PORT_RANGE};
 /// cluster of `input`, or `None` when only the `Value` reader can say what
 /// the input is.
 pub(crate) fn read(input: &[u8]) -> Option<(Value, Cluster)> {
+    if input.len() > crate::MAX_INPUT_BYTES {
+        return None;
+    }
     // One check of the whole input instead of one per string: the `Value`
     // reader refuses any input that is not UTF-8.
     let text = std::str::from_utf8(input).ok()?;
@@ -53,10 +56,7 @@ pub(crate) fn read(input: &[u8]) -> Option<(Value, Cluster)> {
     } = snapshot;
     let mut cluster = Cluster::new();
     for server in inventory? {
-        if cluster.server(&server.hostname).is_some() {
-            return None;
-        }
-        cluster.upsert_server(server);
+        cluster.snapshot_server(server).ok()?;
     }
     let Routes {
         containers,
@@ -111,12 +111,6 @@ impl Seen {
 
 /// A JSON string, borrowed from the input unless it had escapes.
 struct Text<'a>(Cow<'a, str>);
-
-impl AsRef<str> for Text<'_> {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
 
 impl std::ops::Deref for Text<'_> {
     type Target = str;
@@ -378,9 +372,9 @@ impl<'de> ObjectSeed<'de> for ServerSeed {
         let (Some(hostname), Some(address)) = (hostname, address) else {
             return Err(give_up());
         };
-        if hostname.is_empty() || address.is_empty() {
-            return Err(give_up());
-        }
+        server::non_empty(&hostname, "", "hostname")
+            .and_then(|_| server::non_empty(&address, "", "address"))
+            .map_err(|_| give_up())?;
         if let Some(items) = range {
             let items: Vec<Option<u64>> = items.into_iter().map(Some).collect();
             f.port_range = server::port_range(&items, "").map_err(|_| give_up())?;

@@ -171,7 +171,7 @@ impl Serialize for PortMap<'_> {
     }
 }
 
-pub(crate) const BAD_HOST_PORT: &str = "host port must be a number from 1 to 65535";
+const BAD_HOST_PORT: &str = "host port must be a number from 1 to 65535";
 
 /// A host port: 1 to 65535.
 pub(crate) fn host_port(n: u64) -> Option<u16> {

@@ -12,9 +12,9 @@ echo "== build flocker_policy.wasm (wasm-release)"
 cargo build --quiet -p flocker-wasm --lib --target wasm32-unknown-unknown --profile wasm-release
 module=$target/wasm32-unknown-unknown/wasm-release/flocker_policy.wasm
 size=$(stat -c %s "$module")
-echo "flocker_policy.wasm: $size bytes ($((size / 1024)) KB; budget 512 KB)"
-if [ "$size" -gt $((512 * 1024)) ]; then
-  echo "test-wasm: the module is over the 512 KB budget" >&2
+echo "flocker_policy.wasm: $size bytes ($((size / 1024)) KB; budget 544 KB)"
+if [ "$size" -gt $((544 * 1024)) ]; then
+  echo "test-wasm: the module is over the 544 KB budget" >&2
   exit 1
 fi
 

@@ -13,28 +13,12 @@ use serde_json::{json, Map, Value};
 
 use crate::error::DecisionError;
 use crate::fnv::FnvMap;
+#[cfg(test)]
+use crate::hosts::Usage;
+use crate::hosts::{self, load, Hosts, Listed};
 use crate::json_path::{field, index, object, opt_array, opt_object, required_string, string};
-use crate::port_set::PortSet;
 use crate::route::{Route, REMOVED};
-use crate::server::{Server, DEFAULT_PORT_RANGE};
-
-/// What live routes use of one server (which need not be in the inventory).
-#[derive(Debug, Clone)]
-pub(crate) struct Usage {
-    pub live: u64,
-    /// Every host port of every live route here (`Route::host_ports`).
-    pub ports: PortSet,
-}
-
-impl Usage {
-    /// What a live route on this server holds: a place and its host ports.
-    fn add(&mut self, route: &Route) {
-        self.live += 1;
-        for p in &route.host_ports {
-            self.ports.insert(*p);
-        }
-    }
-}
+use crate::server::Server;
 
 /// A live route joins its service: one more member on its server, and its
 /// name among the members. The maps are looked in before a key is copied:
@@ -59,77 +43,6 @@ fn join_service(
         None => members.entry(route.service.clone()).or_default(),
     };
     names.insert(route.name.clone());
-}
-
-impl Default for Usage {
-    fn default() -> Self {
-        Usage {
-            live: 0,
-            ports: PortSet::new(DEFAULT_PORT_RANGE),
-        }
-    }
-}
-
-/// A hostname the cluster knows: from the inventory, from live routes, or
-/// both. Keeping the server and what runs on it together means a decision
-/// reads each server's load and ports without a lookup.
-///
-/// Routing walks every host on every decision, and that walk is bound by
-/// loading them, so what it reads of each is copied into [`Hot`], a few
-/// words side by side, and the server record is boxed: the walk loads one
-/// cache line per server, not the three a host spans.
-#[derive(Debug, Clone, Default)]
-struct Host {
-    hot: Hot,
-    server: Option<Box<Server>>,
-    usage: Usage,
-    /// The hostname as a JSON string, as an explanation writes it.
-    quoted: Box<str>,
-}
-
-/// What routing reads of an inventory server on every decision, kept
-/// current by [`Host::refresh`] after every change to the server or its
-/// usage.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Hot {
-    /// The server's record says `down`.
-    pub down: bool,
-    /// `full`, or a load at `max_containers`.
-    pub full: bool,
-    pub reserved: bool,
-    /// `containers`, else the live routes here.
-    pub load: u64,
-    /// Free ports left in the server's `port_range`.
-    pub free_in_range: u32,
-    /// The server's tags as bits of the cluster's [`TagBits`] dictionary.
-    tags: u64,
-}
-
-impl Host {
-    /// Recomputes [`Hot`] from the record and the usage; `tags` is kept.
-    fn refresh(&mut self) {
-        let tags = self.hot.tags;
-        self.hot = match self.server.as_deref() {
-            Some(server) => {
-                let load = load(server, self.usage.live);
-                Hot {
-                    down: server.down,
-                    full: server.full || server.max_containers.is_some_and(|max| load >= max),
-                    reserved: server.reserved,
-                    load,
-                    free_in_range: self.usage.ports.free_in_range(),
-                    tags,
-                }
-            }
-            None => Hot::default(),
-        };
-    }
-}
-
-/// A server's load with `live` routes on it: its stated `containers`, else
-/// those routes.
-fn load(server: &Server, live: u64) -> u64 {
-    server.containers.unwrap_or(live)
 }
 
 /// The first 64 distinct tags the inventory has used, each given a bit, so
@@ -171,26 +84,13 @@ pub(crate) enum TagTest<'a> {
     Name(&'a str),
 }
 
-/// An inventory server as routing reads it, with what runs there. Only
-/// `hot` is read for every server; the rest is followed when a rule needs it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Candidate<'c> {
-    /// The map's key: the server's hostname.
-    pub hostname: &'c str,
-    pub hot: &'c Hot,
-    pub server: &'c Server,
-    pub usage: &'c Usage,
-    /// The hostname as a JSON string.
-    pub quoted: &'c str,
-}
-
-impl Candidate<'_> {
+impl Listed {
     /// Whether the server has the tag `test` stands for.
     pub fn has(&self, test: TagTest<'_>) -> bool {
         match test {
             TagTest::Bit(b) => self.hot.tags & b != 0,
             TagTest::Nobody => false,
-            TagTest::Name(t) => self.server.has_tag(t),
+            TagTest::Name(t) => self.server().has_tag(t),
         }
     }
 }
@@ -200,8 +100,7 @@ impl Candidate<'_> {
 /// [`Cluster::apply`], decide with [`Cluster::decide`].
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
-    hosts: BTreeMap<String, Host>,
-    servers: usize,
+    hosts: Hosts,
     routes: BTreeMap<String, Route>,
     volumes: BTreeMap<String, String>,
     /// service -> its live members, ordered by name.
@@ -375,16 +274,26 @@ impl Cluster {
         let mut cluster = Cluster::new();
         let inventory = opt_array(o, "", "inventory")?
             .ok_or_else(|| DecisionError::invalid("inventory", "is required but missing"))?;
+        let mut servers = Vec::with_capacity(inventory.len());
+        let repeat = |servers: &[Server]| {
+            let at = hosts::first_repeat(servers, &hosts::hostname_order(servers))?;
+            Some(DecisionError::invalid(
+                field(&index("inventory", at), "hostname"),
+                format!("duplicate hostname {:?}", servers[at].hostname),
+            ))
+        };
         for (i, s) in inventory.iter().enumerate() {
-            let path = index("inventory", i);
-            let server = Server::from_value(s, &path)?;
-            cluster.snapshot_server(server).map_err(|hostname| {
-                DecisionError::invalid(
-                    field(&path, "hostname"),
-                    format!("duplicate hostname {hostname:?}"),
-                )
-            })?;
+            match Server::from_value(s, &index("inventory", i)) {
+                Ok(server) => servers.push(server),
+                // Read one by one, a repeated hostname before this record
+                // would have been found first.
+                Err(e) => return Err(repeat(&servers).unwrap_or(e)),
+            }
         }
+        if let Some(e) = repeat(&servers) {
+            return Err(e);
+        }
+        cluster.snapshot_inventory(servers);
         if let Some(routes) = opt_object(o, "", "routes")? {
             if let Some(containers) = opt_object(routes, "routes", "containers")? {
                 let mut records = Vec::with_capacity(containers.len());
@@ -420,14 +329,22 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// An `inventory` record of a snapshot; its hostname back, and nothing
-    /// changed, when a server of that hostname is already there.
-    pub(crate) fn snapshot_server(&mut self, server: Server) -> Result<(), String> {
-        if self.server(&server.hostname).is_some() {
-            return Err(server.hostname);
+    /// The `inventory` of a snapshot, into a cluster that has none yet;
+    /// `false`, and nothing changed, when a hostname repeats.
+    pub(crate) fn snapshot_inventory(&mut self, servers: Vec<Server>) -> bool {
+        let order = hosts::hostname_order(&servers);
+        if hosts::first_repeat(&servers, &order).is_some() {
+            return false;
         }
-        self.upsert_server(server);
-        Ok(())
+        let tagged = servers
+            .into_iter()
+            .map(|s| {
+                let tags = self.tag_bits.of(&s.tags);
+                (s, tags)
+            })
+            .collect();
+        self.hosts.set_inventory(tagged, &order);
+        true
     }
 
     /// A `routes.volumes` entry of a snapshot; `false`, and nothing
@@ -490,9 +407,7 @@ impl Cluster {
             .or_default()
             .insert(port)
         {
-            let host = self.hosts.entry(hostname.to_string()).or_default();
-            host.usage.ports.insert(port);
-            host.refresh();
+            self.hosts.change_usage(hostname, |u| u.ports.insert(port));
         }
     }
 
@@ -506,48 +421,27 @@ impl Cluster {
         if ports.is_empty() {
             self.claimed.remove(hostname);
         }
-        if let Some(host) = self.hosts.get_mut(hostname) {
-            host.usage.ports.remove(port);
-            host.refresh();
-        }
+        self.hosts.change_known(hostname, |u| u.ports.remove(port));
         self.forget_if_idle(hostname);
     }
 
     /// Drops a hostname that is neither in the inventory nor used by a
     /// live route or a claim.
     fn forget_if_idle(&mut self, hostname: &str) {
-        let idle = self
-            .hosts
-            .get(hostname)
-            .is_some_and(|h| h.server.is_none() && h.usage.live == 0);
-        if idle && !self.claimed.contains_key(hostname) {
-            self.hosts.remove(hostname);
-        }
+        let claimed = self.claimed.contains_key(hostname);
+        self.hosts.forget_if_idle(hostname, claimed);
     }
 
     pub(crate) fn upsert_server(&mut self, server: Server) {
         let tags = self.tag_bits.of(&server.tags);
-        let host = self.hosts.entry(server.hostname.clone()).or_default();
-        host.hot.tags = tags;
-        if host.quoted.is_empty() {
-            host.quoted = crate::json_out::quoted(&server.hostname).into();
-        }
-        host.usage.ports.set_range(server.port_range);
-        if host.server.replace(Box::new(server)).is_none() {
-            self.servers += 1;
-        }
-        host.refresh();
+        self.hosts.upsert(server, tags);
     }
 
     fn remove_server(&mut self, hostname: &str) {
-        let Some(host) = self.hosts.get_mut(hostname) else {
-            return;
-        };
-        if host.server.take().is_some() {
-            self.servers -= 1;
+        let claimed = self.claimed.contains_key(hostname);
+        if !self.hosts.remove(hostname, claimed) {
+            self.forget_if_idle(hostname);
         }
-        host.refresh();
-        self.forget_if_idle(hostname);
     }
 
     fn save_route(&mut self, route: Route) {
@@ -561,12 +455,7 @@ impl Cluster {
         if !route.is_live() {
             return;
         }
-        let host = match self.hosts.get_mut(&route.server) {
-            Some(h) => h,
-            None => self.hosts.entry(route.server.clone()).or_default(),
-        };
-        host.usage.add(route);
-        host.refresh();
+        self.hosts.change_usage(&route.server, |u| u.add(route));
         join_service(&mut self.spread, &mut self.members, route);
     }
 
@@ -613,27 +502,7 @@ impl Cluster {
     /// at once. `false` when a name repeats, which only the one-shot reader
     /// can see; it then throws the cluster away.
     pub(crate) fn snapshot_routes(&mut self, routes: Vec<Route>) -> bool {
-        let mut index: FnvMap<&str, usize> = FnvMap::default();
-        let mut hosts: Vec<&mut Host> = Vec::with_capacity(self.hosts.len());
-        for (i, (hostname, host)) in self.hosts.iter_mut().enumerate() {
-            index.insert(hostname, i);
-            hosts.push(host);
-        }
-        // Live routes on servers not in the inventory, by place in `routes`.
-        let mut elsewhere = Vec::new();
-        for (i, route) in routes.iter().enumerate().filter(|(_, r)| r.is_live()) {
-            match index.get(route.server.as_str()) {
-                Some(at) => hosts[*at].usage.add(route),
-                None => elsewhere.push(i),
-            }
-        }
-        hosts.iter_mut().for_each(|host| host.refresh());
-        for &i in &elsewhere {
-            let route = &routes[i];
-            let host = self.hosts.entry(route.server.clone()).or_default();
-            host.usage.add(route);
-            host.refresh();
-        }
+        self.hosts.add_live(&routes);
         self.join_services(routes.iter().filter(|r| r.is_live()));
         let expected = self.routes.len() + routes.len();
         let named = routes.into_iter().map(|r| (r.name.clone(), r));
@@ -648,14 +517,12 @@ impl Cluster {
     fn delete_route(&mut self, name: &str) -> Option<Route> {
         let route = self.routes.remove(name)?;
         if route.is_live() {
-            if let Some(host) = self.hosts.get_mut(&route.server) {
-                let usage = &mut host.usage;
+            self.hosts.change_known(&route.server, |usage| {
                 usage.live = usage.live.saturating_sub(1);
                 for p in &route.host_ports {
                     usage.ports.remove(*p);
                 }
-                host.refresh();
-            }
+            });
             self.forget_if_idle(&route.server);
             if let Some(hosts) = self.spread.get_mut(&route.service) {
                 if let Some(n) = hosts.get_mut(&route.server) {
@@ -680,25 +547,17 @@ impl Cluster {
 
     /// Servers in hostname order.
     pub fn servers(&self) -> impl Iterator<Item = &Server> {
-        self.hosts.values().filter_map(|h| h.server.as_deref())
+        self.hosts.listed().iter().map(Listed::server)
     }
 
     /// How many servers the inventory holds.
     pub fn server_count(&self) -> usize {
-        self.servers
+        self.hosts.listed().len()
     }
 
     /// Servers in hostname order, each with what live routes use of it.
-    pub(crate) fn candidates(&self) -> impl Iterator<Item = Candidate<'_>> {
-        self.hosts.iter().filter_map(|(hostname, h)| {
-            h.server.as_deref().map(|server| Candidate {
-                hostname,
-                hot: &h.hot,
-                server,
-                usage: &h.usage,
-                quoted: &h.quoted,
-            })
-        })
+    pub(crate) fn listed(&self) -> &[Listed] {
+        self.hosts.listed()
     }
 
     /// How routing tests servers for `tag`.
@@ -713,7 +572,7 @@ impl Cluster {
     /// The inventory server of that hostname; `None` also for a hostname
     /// that only routes name.
     pub fn server(&self, hostname: &str) -> Option<&Server> {
-        self.hosts.get(hostname).and_then(|h| h.server.as_deref())
+        self.hosts.server(hostname)
     }
 
     /// Routes in name order.
@@ -767,7 +626,7 @@ impl Cluster {
 
     #[cfg(test)]
     pub(crate) fn usage(&self, hostname: &str) -> Option<&Usage> {
-        self.hosts.get(hostname).map(|h| &h.usage)
+        self.hosts.usage(hostname)
     }
 
     /// hostname -> live members of `service` there, in hostname order.
@@ -779,7 +638,7 @@ impl Cluster {
     pub fn load(&self, server: &Server) -> u64 {
         load(
             server,
-            self.hosts.get(&server.hostname).map_or(0, |h| h.usage.live),
+            self.hosts.usage(&server.hostname).map_or(0, |u| u.live),
         )
     }
 
@@ -1014,5 +873,56 @@ mod tests {
             {"hostname": "n1", "address": "a"}, {"hostname": "n1", "address": "b"}]}))
         .unwrap_err();
         assert!(e.to_string().starts_with("inventory[1].hostname"), "{e}");
+    }
+
+    /// Read one by one, the first record whose hostname came before is the
+    /// error, wherever the records sort; an invalid record is the error
+    /// only when no repeat comes before it.
+    #[test]
+    fn the_first_repeat_in_input_order_is_the_error() {
+        let server = |h: &str| json!({"hostname": h, "address": "a"});
+        let error = |inventory: Vec<Value>| {
+            Cluster::from_snapshot(&json!({ "inventory": inventory }))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = error(vec![
+            server("z"),
+            server("b"),
+            server("a"),
+            server("b"),
+            server("z"),
+        ]);
+        assert!(e.starts_with("inventory[3].hostname"), "{e}");
+        assert!(e.contains(r#"duplicate hostname "b""#), "{e}");
+        let e = error(vec![server("z"), server("a"), server("z"), json!({})]);
+        assert!(e.starts_with("inventory[2].hostname"), "{e}");
+        let e = error(vec![server("z"), json!({}), server("z")]);
+        assert!(e.starts_with("inventory[1]"), "{e}");
+        assert!(!e.contains("duplicate"), "{e}");
+    }
+
+    /// Servers added, replaced and removed in any order are walked in
+    /// hostname order, and what runs on a removed server stays counted.
+    #[test]
+    fn servers_changed_out_of_order_stay_in_hostname_order() {
+        let mut c = Cluster::new();
+        for h in ["n5", "n1", "n9", "n3", "n7"] {
+            c.apply(&json!({"op": "upsert_server", "server": {"hostname": h, "address": "a"}}))
+                .unwrap();
+        }
+        c.apply(&json!({"op": "save_route", "route": {"name": "c.1", "server": "n9"}}))
+            .unwrap();
+        c.apply(&json!({"op": "remove_server", "hostname": "n9"}))
+            .unwrap();
+        c.apply(&json!({"op": "upsert_server", "server": {"hostname": "n0", "address": "b"}}))
+            .unwrap();
+        c.apply(&json!({"op": "upsert_server", "server": {"hostname": "n5", "address": "c"}}))
+            .unwrap();
+        let walked: Vec<&str> = c.hosts.listed().iter().map(|l| &*l.hostname).collect();
+        assert_eq!(walked, ["n0", "n1", "n3", "n5", "n7"]);
+        assert_eq!(c.hosts.server("n5").unwrap().address, "c");
+        assert!(c.hosts.server("n9").is_none());
+        assert_eq!(c.hosts.usage("n9").map(|u| u.live), Some(1));
     }
 }

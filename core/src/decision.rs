@@ -18,6 +18,7 @@ use crate::request::{NetworkMode, Request};
 use crate::route::{Route, LIVE};
 use crate::routing::Preference;
 use crate::server::Server;
+use crate::text::joined;
 use crate::{links, pins, routing};
 
 /// The chosen server, as a proxy needs it to forward the request.
@@ -238,13 +239,13 @@ impl Cluster {
         .map_err(|explain| DecisionError::NoEligibleServer {
             explain: explain.to_explain(),
         })?;
-        let server = chosen.server;
+        let server = chosen.server();
         let host_ports = ports
-            .assign(server, &chosen.usage.ports)
+            .assign(server, &chosen.usage().ports)
             .map_err(|reason| {
                 // `choose` only returns a server that passed the same check.
-                let mut one = Rejections::new(1);
-                one.push(&server.hostname, chosen.quoted, reason);
+                let mut one = Rejections::new(std::slice::from_ref(chosen));
+                one.push(0, reason);
                 DecisionError::NoEligibleServer {
                     explain: one.to_explain(),
                 }
@@ -252,8 +253,8 @@ impl Cluster {
 
         let mut env = Appender::new(&req.env);
         if let Some(name) = &req.name {
-            env.push(format!("SERVICE_ID={}", name.id));
-            env.push(format!("SERVICE_NAME={}", name.service));
+            env.push(joined(&["SERVICE_ID=", &name.id]));
+            env.push(joined(&["SERVICE_NAME=", &name.service]));
         }
         let mut links_env = Vec::new();
         let linker = req.name.as_ref().map(|n| n.id.as_str());
@@ -370,7 +371,7 @@ impl Cluster {
             },
         );
         let (chosen, summary) = match chosen {
-            Ok((c, explain)) => (Some(c.server.hostname.clone()), explain.summary()),
+            Ok((c, explain)) => (Some(c.server().hostname.clone()), explain.summary()),
             Err(explain) => (None, explain.summary()),
         };
         Ok(Ranking {

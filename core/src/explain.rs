@@ -12,6 +12,7 @@ use std::fmt;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
+use crate::hosts::Listed;
 use crate::json_out;
 
 /// The `explain` object of a decision or an error (SPEC section 4).
@@ -90,6 +91,7 @@ pub(crate) enum Reason<'a> {
 impl Reason<'_> {
     /// `==`, answered without comparing text when both name the same
     /// borrowed tag, as the rejections of one rule do.
+    #[inline(always)]
     fn same(&self, other: &Reason<'_>) -> bool {
         match (self, other) {
             (Reason::MissingTag(a), Reason::MissingTag(b))
@@ -120,15 +122,16 @@ impl fmt::Display for Reason<'_> {
     }
 }
 
-/// The explanation as routing builds it: of `total` servers, the ones it
-/// removed (hostname order, borrowed from the cluster), each with the index
-/// of its reason among the distinct reasons seen, counted as they come. It
-/// is written straight into the output, or made an owned [`Explain`].
+/// The explanation as routing builds it: of the servers it walked, the
+/// ones it removed (by place among them, so in hostname order), each with
+/// the index of its reason among the distinct reasons seen, counted as they
+/// come. It is written straight into the output, or made an owned
+/// [`Explain`].
 #[derive(Debug, Clone)]
 pub(crate) struct Rejections<'a> {
-    total: usize,
-    /// hostname, the hostname as a JSON string, and its group.
-    list: Vec<(&'a str, &'a str, u32)>,
+    servers: &'a [Listed],
+    /// The place of the server in `servers`, and its group.
+    list: Vec<(u32, u32)>,
     /// Each distinct reason and how many servers it removed.
     groups: Vec<(Reason<'a>, usize)>,
     /// The group of the last push: neighbouring servers mostly share one.
@@ -136,36 +139,51 @@ pub(crate) struct Rejections<'a> {
 }
 
 impl<'a> Rejections<'a> {
-    pub fn new(total: usize) -> Self {
+    pub fn new(servers: &'a [Listed]) -> Self {
         Rejections {
-            total,
+            servers,
             list: Vec::new(),
             groups: Vec::new(),
             last: 0,
         }
     }
 
-    /// `quoted` is `hostname` as a JSON string, as the output writes it.
-    pub fn push(&mut self, hostname: &'a str, quoted: &'a str, reason: Reason<'a>) {
-        let g = match self.groups.get(self.last) {
-            Some((r, _)) if r.same(&reason) => self.last,
-            _ => match self.groups.iter().position(|(r, _)| *r == reason) {
-                Some(g) => g,
-                None => {
-                    self.groups.push((reason, 0));
-                    self.groups.len() - 1
-                }
-            },
+    /// The server at `at` in the walked servers is removed for `reason`.
+    /// Inlined into routing's walk: most servers share the reason of the
+    /// one before, which costs a comparison here.
+    #[inline(always)]
+    pub fn push(&mut self, at: usize, reason: Reason<'a>) {
+        let g = match self.groups.get_mut(self.last) {
+            Some((r, n)) if r.same(&reason) => {
+                *n += 1;
+                self.last
+            }
+            _ => self.group_of(reason),
+        };
+        // At most one group per server, and the inventory is held in
+        // memory: fewer than 2^32 servers.
+        self.list.push((at as u32, g as u32));
+    }
+
+    /// [`Rejections::push`] for a reason other than the last one: its
+    /// group, counted, and made the last.
+    #[inline(never)]
+    fn group_of(&mut self, reason: Reason<'a>) -> usize {
+        let g = match self.groups.iter().position(|(r, _)| *r == reason) {
+            Some(g) => g,
+            None => {
+                self.groups.push((reason, 0));
+                self.groups.len() - 1
+            }
         };
         self.groups[g].1 += 1;
         self.last = g;
         if self.list.is_empty() {
             // Room for every server at the first rejection, not before: a
             // request most servers take allocates nothing here.
-            self.list.reserve(self.total);
+            self.list.reserve(self.servers.len());
         }
-        // At most one group per server, and servers are counted in usize.
-        self.list.push((hostname, quoted, g as u32));
+        g
     }
 
     /// Each group's reason text, in group order.
@@ -175,7 +193,7 @@ impl<'a> Rejections<'a> {
 
     fn summary_of(&self, texts: &[String]) -> String {
         summary(
-            self.total,
+            self.servers.len(),
             self.list.len(),
             self.groups
                 .iter()
@@ -195,7 +213,10 @@ impl<'a> Rejections<'a> {
             rejected: self
                 .list
                 .iter()
-                .map(|(h, _, g)| (h.to_string(), texts[*g as usize].clone()))
+                .map(|(at, g)| {
+                    let hostname = self.servers[*at as usize].hostname.to_string();
+                    (hostname, texts[*g as usize].clone())
+                })
                 .collect(),
         }
     }
@@ -204,16 +225,23 @@ impl<'a> Rejections<'a> {
     /// directly: each distinct reason is escaped once, each entry copied.
     pub fn write_json(&self, out: &mut String) {
         let texts = self.texts();
-        let reasons: Vec<String> = texts.iter().map(|t| json_out::quoted(t)).collect();
+        // Each reason with the colon before it: one copy per entry less.
+        let reasons: Vec<String> = texts
+            .iter()
+            .map(|t| {
+                let mut r = String::from(":");
+                json_out::push_str(&mut r, t);
+                r
+            })
+            .collect();
         out.push_str("{\"summary\":");
         json_out::push_str(out, &self.summary_of(&texts));
         out.push_str(",\"rejected\":{");
-        for (i, (_, quoted, g)) in self.list.iter().enumerate() {
+        for (i, (at, g)) in self.list.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(quoted);
-            out.push(':');
+            out.push_str(self.servers[*at as usize].quoted());
             out.push_str(&reasons[*g as usize]);
         }
         out.push_str("}}");
@@ -224,7 +252,7 @@ impl<'a> Rejections<'a> {
         64 + self
             .list
             .iter()
-            .map(|(_, q, _)| q.len() + 24)
+            .map(|(at, _)| self.servers[*at as usize].quoted().len() + 24)
             .sum::<usize>()
     }
 }

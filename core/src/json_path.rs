@@ -17,7 +17,9 @@ pub(crate) fn field(parent: &str, key: &str) -> String {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     match (parent.is_empty(), plain) {
         (true, true) => key.to_string(),
-        (false, true) => format!("{parent}.{key}"),
+        // Every field a request reads is named by a path, whether or not
+        // an error uses it: joined, not formatted.
+        (false, true) => crate::text::joined(&[parent, ".", key]),
         (_, false) => format!("{parent}[{}]", Value::String(key.to_string())),
     }
 }

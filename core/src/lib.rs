@@ -24,6 +24,7 @@ pub mod ffi;
 #[cfg(feature = "testgen")]
 pub mod fixtures;
 mod fnv;
+mod hosts;
 mod json_out;
 mod json_path;
 pub mod limits;
@@ -40,6 +41,7 @@ mod routing;
 mod server;
 #[cfg(feature = "testgen")]
 pub mod testgen;
+mod text;
 // Beside the generators: the rules as a check of answers, for the same
 // tests and for `flocker policy check`.
 #[cfg(feature = "testgen")]

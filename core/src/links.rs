@@ -9,6 +9,7 @@ use crate::error::DecisionError;
 use crate::naming::ContainerName;
 use crate::port::Port;
 use crate::route::Route;
+use crate::text::{joined, upper, Decimal};
 
 /// One `HostConfig.Links` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,8 +126,20 @@ impl<'a> Endpoint<'a> {
     }
 
     fn url(&self, port: &Port, host: u16) -> String {
-        format!("{}://{}:{}", port.proto, self.address, host)
+        joined(&[
+            port.proto,
+            "://",
+            self.address,
+            ":",
+            Decimal::new(host).as_str(),
+        ])
     }
+}
+
+/// `<A>_PORT_<num>_<PROTO>`, the stem of a port's variables.
+fn port_var(prefix: &str, port: &Port) -> String {
+    let num = Decimal::new(port.num);
+    joined(&[prefix, "_PORT_", num.as_str(), "_", &upper(port.proto)])
 }
 
 /// Docker's legacy-link variables for one target (`links.go` `ToEnv`), with
@@ -137,18 +150,15 @@ pub(crate) fn docker_link_env(prefix: &str, name_var: &str, target: &Endpoint) -
     let ports = target.ports;
     let mut start = 0usize;
     for (i, (port, host)) in ports.iter().enumerate() {
+        let url = target.url(port, *host);
         if i == 0 {
-            env.push(format!("{prefix}_PORT={}", target.url(port, *host)));
+            env.push(joined(&[prefix, "_PORT=", &url]));
         }
-        let var = format!(
-            "{prefix}_PORT_{}_{}",
-            port.num,
-            port.proto.to_ascii_uppercase()
-        );
-        env.push(format!("{var}={}", target.url(port, *host)));
-        env.push(format!("{var}_ADDR={}", target.address));
-        env.push(format!("{var}_PORT={host}"));
-        env.push(format!("{var}_PROTO={}", port.proto));
+        let var = port_var(prefix, port);
+        env.push(joined(&[&var, "=", &url]));
+        env.push(joined(&[&var, "_ADDR=", target.address]));
+        env.push(joined(&[&var, "_PORT=", Decimal::new(*host).as_str()]));
+        env.push(joined(&[&var, "_PROTO=", port.proto]));
 
         // A range is a run of consecutive container ports of one protocol;
         // it is written out when the run ends.
@@ -163,17 +173,17 @@ pub(crate) fn docker_link_env(prefix: &str, name_var: &str, target: &Endpoint) -
         if continues || (i > 0 && end > start) {
             let (sp, sh) = &ports[start];
             let (ep, eh) = &ports[end];
-            let rv = format!("{prefix}_PORT_{}_{}", sp.num, sp.proto.to_ascii_uppercase());
-            env.push(format!("{rv}_START={}", target.url(sp, *sh)));
-            env.push(format!("{rv}_PORT_START={sh}"));
-            env.push(format!("{rv}_END={}", target.url(ep, *eh)));
-            env.push(format!("{rv}_PORT_END={eh}"));
+            let rv = port_var(prefix, sp);
+            env.push(joined(&[&rv, "_START=", &target.url(sp, *sh)]));
+            env.push(joined(&[&rv, "_PORT_START=", Decimal::new(*sh).as_str()]));
+            env.push(joined(&[&rv, "_END=", &target.url(ep, *eh)]));
+            env.push(joined(&[&rv, "_PORT_END=", Decimal::new(*eh).as_str()]));
         }
         if !continues {
             start = i;
         }
     }
-    env.push(format!("{prefix}_NAME={name_var}"));
+    env.push(joined(&[prefix, "_NAME=", name_var]));
     for entry in target.env {
         let Some((key, value)) = entry.split_once('=') else {
             continue;
@@ -181,7 +191,7 @@ pub(crate) fn docker_link_env(prefix: &str, name_var: &str, target: &Endpoint) -
         if key == "HOME" || key == "PATH" {
             continue;
         }
-        env.push(format!("{prefix}_ENV_{key}={value}"));
+        env.push(joined(&[prefix, "_ENV_", key, "=", value]));
     }
     env
 }
@@ -197,8 +207,8 @@ pub(crate) fn link_env(
 ) -> Vec<String> {
     let prefix = env_prefix(&link.alias);
     let name_var = match linker_id {
-        Some(id) => format!("/{id}/{}", link.alias),
-        None => format!("/{}", link.alias),
+        Some(id) => joined(&["/", id, "/", &link.alias]),
+        None => joined(&["/", &link.alias]),
     };
     match target {
         Target::Single(route) => docker_link_env(&prefix, &name_var, &Endpoint::of(route, cluster)),
@@ -210,7 +220,7 @@ pub(crate) fn link_env(
             };
             let mut env = docker_link_env(&prefix, &name_var, main);
             let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
-            env.push(format!("{prefix}_MEMBERS={}", names.join(",")));
+            env.push(joined(&[&prefix, "_MEMBERS=", &names.join(",")]));
             // Each member's ports indexed once (the first entry for a port
             // wins, as a scan would find it), not scanned once per port.
             let by_port: Vec<BTreeMap<&Port, u16>> = endpoints
@@ -229,12 +239,8 @@ pub(crate) fn link_env(
                     .zip(&by_port)
                     .filter_map(|(e, ports)| Some(e.url(port, *ports.get(port)?)))
                     .collect();
-                env.push(format!(
-                    "{prefix}_PORT_{}_{}_ENDPOINTS={}",
-                    port.num,
-                    port.proto.to_ascii_uppercase(),
-                    urls.join(",")
-                ));
+                let var = port_var(&prefix, port);
+                env.push(joined(&[&var, "_ENDPOINTS=", &urls.join(",")]));
             }
             env
         }

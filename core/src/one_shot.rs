@@ -55,9 +55,7 @@ pub(crate) fn read(input: &[u8]) -> Option<(Value, Cluster)> {
         routes,
     } = snapshot;
     let mut cluster = Cluster::new();
-    for server in inventory? {
-        cluster.snapshot_server(server).ok()?;
-    }
+    cluster.snapshot_inventory(inventory?).then_some(())?;
     let Routes {
         containers,
         volumes,

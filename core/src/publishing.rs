@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cluster::Candidate;
 use crate::explain::Reason;
+use crate::hosts::Listed;
 use crate::port::HostPortRequest;
 use crate::port_set::PortSet;
 use crate::request::{NetworkMode, Request};
@@ -77,7 +77,7 @@ impl HostPorts {
     /// Asked for every server: the common case (no ports, or only ports
     /// from the range) is answered here, inlined into routing's walk.
     #[inline(always)]
-    pub fn rejection(&self, c: Candidate<'_>) -> Option<Reason<'static>> {
+    pub fn rejection(&self, c: &Listed) -> Option<Reason<'static>> {
         if self.requests.is_empty() {
             return None;
         }
@@ -90,8 +90,8 @@ impl HostPorts {
 
     /// [`HostPorts::rejection`] when exact ports or host-port ranges are asked for.
     #[inline(never)]
-    fn rejection_of_exact(&self, c: Candidate<'_>) -> Option<Reason<'static>> {
-        let (server, used) = (c.server, &c.usage.ports);
+    fn rejection_of_exact(&self, c: &Listed) -> Option<Reason<'static>> {
+        let (server, used) = (c.server(), &c.usage().ports);
         if let Some(p) = self.exact.iter().find(|p| used.contains(**p)) {
             return Some(Reason::PortTaken(*p));
         }

@@ -4,8 +4,9 @@ use std::cmp::Ordering;
 use std::collections::{btree_set, BTreeSet};
 use std::iter::Peekable;
 
-use crate::cluster::{Candidate, Cluster, TagTest};
+use crate::cluster::{Cluster, TagTest};
 use crate::explain::{Reason, Rejections};
+use crate::hosts::Listed;
 use crate::pins::Restriction;
 use crate::publishing::HostPorts;
 use crate::request::{Request, TagRule};
@@ -18,15 +19,17 @@ use crate::server::Server;
 /// operator has to fix first.
 #[inline(always)]
 fn rejection<'a>(
-    c: Candidate<'_>,
+    c: &Listed,
     down: bool,
     tags: &[(TagRule<'a>, TagTest<'_>)],
     restriction: &Restriction,
     ports: &HostPorts,
 ) -> Option<Reason<'a>> {
     match restriction {
-        Restriction::VikingServer(h) if h != c.hostname => return Some(Reason::NotVikingServer),
-        Restriction::Pinned(h) if h != c.hostname => return Some(Reason::NotPinned),
+        Restriction::VikingServer(h) if h.as_str() != &*c.hostname => {
+            return Some(Reason::NotVikingServer)
+        }
+        Restriction::Pinned(h) if h.as_str() != &*c.hostname => return Some(Reason::NotPinned),
         _ => {}
     }
     if down {
@@ -99,12 +102,14 @@ pub(crate) fn choose<'a>(
     down: &BTreeSet<String>,
     preference: Preference,
     mut seen: impl FnMut(&'a Server, Result<SortKey, Reason<'a>>),
-) -> Result<(Candidate<'a>, Rejections<'a>), Rejections<'a>> {
+) -> Result<(&'a Listed, Rejections<'a>), Rejections<'a>> {
     let service = req.name.as_ref().map(|n| n.service.as_str());
-    let mut rejected = Rejections::new(cluster.server_count());
-    let mut best: Option<(SortKey, Candidate<'a>)> = None;
+    let servers = cluster.listed();
+    let mut rejected = Rejections::new(servers);
+    let mut best: Option<(SortKey, &'a Listed)> = None;
     let mut spread = Spread::new(service.and_then(|s| cluster.spread(s)));
-    let mut down_walk = down.iter().peekable();
+    // Mostly none is down by the caller's word: then no walk at all.
+    let mut down_walk = (!down.is_empty()).then(|| down.iter().peekable());
     let tags: Vec<(TagRule<'a>, TagTest<'_>)> = req
         .tags
         .iter()
@@ -112,16 +117,19 @@ pub(crate) fn choose<'a>(
             TagRule::Has(t) | TagRule::HasNot(t) => (*rule, cluster.tag_test(t)),
         })
         .collect();
-    for c in cluster.candidates() {
-        let is_down = c.hot.down || advance_to(&mut down_walk, c.hostname);
+    for (at, c) in servers.iter().enumerate() {
+        let is_down = c.hot.down
+            || down_walk
+                .as_mut()
+                .is_some_and(|names| advance_to(names, &c.hostname));
         if let Some(reason) = rejection(c, is_down, &tags, restriction, ports) {
-            seen(c.server, Err(reason));
-            rejected.push(c.hostname, c.quoted, reason);
+            seen(c.server(), Err(reason));
+            rejected.push(at, reason);
             continue;
         }
-        let same_service = spread.count(c.hostname);
+        let same_service = spread.count(&c.hostname);
         let key = (c.hot.load, same_service);
-        seen(c.server, Ok(key));
+        seen(c.server(), Ok(key));
         // Servers come in hostname order, so a strict preference keeps the
         // smallest hostname among equal keys.
         if best

@@ -274,26 +274,30 @@ impl Cluster {
         let mut cluster = Cluster::new();
         let inventory = opt_array(o, "", "inventory")?
             .ok_or_else(|| DecisionError::invalid("inventory", "is required but missing"))?;
-        let mut servers = Vec::with_capacity(inventory.len());
-        let repeat = |servers: &[Server]| {
-            let at = hosts::first_repeat(servers, &hosts::hostname_order(servers))?;
-            Some(DecisionError::invalid(
+        let duplicate = |at: usize, hostname: &str| {
+            DecisionError::invalid(
                 field(&index("inventory", at), "hostname"),
-                format!("duplicate hostname {:?}", servers[at].hostname),
-            ))
+                format!("duplicate hostname {hostname:?}"),
+            )
         };
+        let mut servers = Vec::with_capacity(inventory.len());
         for (i, s) in inventory.iter().enumerate() {
             match Server::from_value(s, &index("inventory", i)) {
                 Ok(server) => servers.push(server),
                 // Read one by one, a repeated hostname before this record
                 // would have been found first.
-                Err(e) => return Err(repeat(&servers).unwrap_or(e)),
+                Err(e) => {
+                    let order = hosts::hostname_order(&servers);
+                    return Err(match hosts::first_repeat(&servers, &order) {
+                        Some(at) => duplicate(at, &servers[at].hostname),
+                        None => e,
+                    });
+                }
             }
         }
-        if let Some(e) = repeat(&servers) {
-            return Err(e);
-        }
-        cluster.snapshot_inventory(servers);
+        cluster
+            .snapshot_inventory(servers)
+            .map_err(|(at, hostname)| duplicate(at, &hostname))?;
         if let Some(routes) = opt_object(o, "", "routes")? {
             if let Some(containers) = opt_object(routes, "routes", "containers")? {
                 let mut records = Vec::with_capacity(containers.len());
@@ -330,11 +334,15 @@ impl Cluster {
     }
 
     /// The `inventory` of a snapshot, into a cluster that has none yet;
-    /// `false`, and nothing changed, when a hostname repeats.
-    pub(crate) fn snapshot_inventory(&mut self, servers: Vec<Server>) -> bool {
+    /// nothing changed, and the place and hostname of the first repeated
+    /// one ([`hosts::first_repeat`]) back, when a hostname repeats.
+    pub(crate) fn snapshot_inventory(
+        &mut self,
+        mut servers: Vec<Server>,
+    ) -> Result<(), (usize, String)> {
         let order = hosts::hostname_order(&servers);
-        if hosts::first_repeat(&servers, &order).is_some() {
-            return false;
+        if let Some(at) = hosts::first_repeat(&servers, &order) {
+            return Err((at, std::mem::take(&mut servers[at].hostname)));
         }
         let tagged = servers
             .into_iter()
@@ -344,7 +352,7 @@ impl Cluster {
             })
             .collect();
         self.hosts.set_inventory(tagged, &order);
-        true
+        Ok(())
     }
 
     /// A `routes.volumes` entry of a snapshot; `false`, and nothing

@@ -172,30 +172,28 @@ impl Hosts {
     /// Changes what runs on `hostname`, which the cluster starts to know
     /// if it did not.
     pub fn change_usage(&mut self, hostname: &str, f: impl FnOnce(&mut Usage)) {
-        match self.find(hostname) {
-            Ok(i) => {
-                let listed = &mut self.listed[i];
-                f(&mut listed.held.usage);
-                listed.refresh();
-            }
-            Err(_) => match self.unlisted.get_mut(hostname) {
-                Some(u) => f(u),
-                None => f(self.unlisted.entry(hostname.to_string()).or_default()),
-            },
+        if let Some(f) = self.change_known(hostname, f) {
+            f(self.unlisted.entry(hostname.to_string()).or_default());
         }
     }
 
-    /// Changes what runs on a hostname the cluster already knows; `false`
-    /// when it does not.
-    pub fn change_known(&mut self, hostname: &str, f: impl FnOnce(&mut Usage)) -> bool {
+    /// Changes what runs on a hostname the cluster already knows; `f` back,
+    /// not called, when it does not.
+    pub fn change_known<F: FnOnce(&mut Usage)>(&mut self, hostname: &str, f: F) -> Option<F> {
         match self.find(hostname) {
             Ok(i) => {
                 let listed = &mut self.listed[i];
                 f(&mut listed.held.usage);
                 listed.refresh();
-                true
+                None
             }
-            Err(_) => self.unlisted.get_mut(hostname).map(f).is_some(),
+            Err(_) => match self.unlisted.get_mut(hostname) {
+                Some(u) => {
+                    f(u);
+                    None
+                }
+                None => Some(f),
+            },
         }
     }
 

@@ -55,7 +55,7 @@ pub(crate) fn read(input: &[u8]) -> Option<(Value, Cluster)> {
         routes,
     } = snapshot;
     let mut cluster = Cluster::new();
-    cluster.snapshot_inventory(inventory?).then_some(())?;
+    cluster.snapshot_inventory(inventory?).ok()?;
     let Routes {
         containers,
         volumes,

@@ -1,7 +1,7 @@
 //! SPEC 3, Routing: which servers may take the container, and which one does.
 
 use std::cmp::Ordering;
-use std::collections::{btree_set, BTreeSet};
+use std::collections::{btree_set, BTreeMap, BTreeSet};
 use std::iter::Peekable;
 
 use crate::cluster::{Cluster, TagTest};
@@ -107,7 +107,7 @@ pub(crate) fn choose<'a>(
     let servers = cluster.listed();
     let mut rejected = Rejections::new(servers);
     let mut best: Option<(SortKey, &'a Listed)> = None;
-    let mut spread = Spread::new(service.and_then(|s| cluster.spread(s)));
+    let mut spread = Spread::new(servers, service.and_then(|s| cluster.spread(s)));
     // Mostly none is down by the caller's word: then no walk at all.
     let mut down_walk = (!down.is_empty()).then(|| down.iter().peekable());
     let tags: Vec<(TagRule<'a>, TagTest<'_>)> = req
@@ -127,7 +127,7 @@ pub(crate) fn choose<'a>(
             rejected.push(at, reason);
             continue;
         }
-        let same_service = spread.count(&c.hostname);
+        let same_service = spread.count(at);
         let key = (c.hot.load, same_service);
         seen(c.server(), Ok(key));
         // Servers come in hostname order, so a strict preference keeps the
@@ -161,40 +161,101 @@ fn advance_to<'d>(names: &mut Peekable<btree_set::Iter<'d, String>>, hostname: &
     false
 }
 
-/// Live members of the service per hostname, read by walking the service's
-/// (hostname-ordered) map alongside the servers, which come in the same order.
+/// Live members of the service on each server, by the server's index in
+/// the (hostname-ordered) inventory. The service's map is in the same order,
+/// so each of its entries is found by a galloping search forward from the
+/// last one: a service on k of n servers costs about k·log(n/k) hostname
+/// comparisons, and the walk over the servers compares indexes only.
 struct Spread<'c> {
-    hosts: Option<std::iter::Peekable<std::collections::btree_map::Iter<'c, String, u64>>>,
+    listed: &'c [Listed],
+    hosts: Option<std::collections::btree_map::Iter<'c, String, u64>>,
+    /// The next entry's server index and count; `usize::MAX` when none is left.
+    next: (usize, u64),
 }
 
 impl<'c> Spread<'c> {
-    fn new(map: Option<&'c std::collections::BTreeMap<String, u64>>) -> Self {
-        Spread {
-            hosts: map.map(|m| m.iter().peekable()),
+    fn new(listed: &'c [Listed], map: Option<&'c BTreeMap<String, u64>>) -> Self {
+        let mut spread = Spread {
+            listed,
+            hosts: map.map(|m| m.iter()),
+            next: (0, 0),
+        };
+        spread.advance(0);
+        spread
+    }
+
+    /// Finds the next entry whose hostname is listed, searching from `from`.
+    /// Entries for servers no longer listed (routes left on a removed
+    /// server) are passed over.
+    fn advance(&mut self, mut from: usize) {
+        self.next = (usize::MAX, 0);
+        let Some(hosts) = self.hosts.as_mut() else {
+            return;
+        };
+        for (hostname, n) in hosts.by_ref() {
+            from = gallop(self.listed, from, hostname);
+            match self.listed.get(from) {
+                Some(c) if *c.hostname == **hostname => {
+                    self.next = (from, *n);
+                    return;
+                }
+                Some(_) => {}
+                None => return,
+            }
         }
     }
 
-    /// The count for `hostname`; hostnames must be asked in ascending order.
-    fn count(&mut self, hostname: &str) -> u64 {
-        let Some(hosts) = self.hosts.as_mut() else {
+    /// The count for the server at `at`; indexes must be asked in ascending order.
+    #[inline(always)]
+    fn count(&mut self, at: usize) -> u64 {
+        if at < self.next.0 {
             return 0;
-        };
-        while let Some((h, n)) = hosts.peek() {
-            match h.as_str().cmp(hostname) {
-                std::cmp::Ordering::Less => {
-                    hosts.next();
-                }
-                std::cmp::Ordering::Equal => return **n,
-                std::cmp::Ordering::Greater => return 0,
+        }
+        // Servers the rules removed are not asked about: entries may lie
+        // between the last one asked and `at`.
+        if at > self.next.0 {
+            self.advance(at);
+            if at != self.next.0 {
+                return 0;
             }
         }
-        0
+        let n = self.next.1;
+        self.advance(at + 1);
+        n
     }
+}
+
+/// The first index at or after `from` whose hostname is not below
+/// `hostname`: steps of 1, 2, 4, ... then a binary search in the last step.
+fn gallop(listed: &[Listed], from: usize, hostname: &str) -> usize {
+    let below = |i: usize| listed.get(i).is_some_and(|c| &*c.hostname < hostname);
+    if !below(from) {
+        return from;
+    }
+    // Invariant: `lo` is below, `hi` is not (or past the end).
+    let (mut lo, mut step) = (from, 1usize);
+    let mut hi = loop {
+        let probe = lo.saturating_add(step);
+        if probe >= listed.len() || !below(probe) {
+            break probe.min(listed.len());
+        }
+        lo = probe;
+        step = step.saturating_mul(2);
+    };
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use serde_json::json;
 
@@ -264,5 +325,43 @@ mod tests {
             .map(|r| r.hostname.as_str())
             .collect();
         assert_eq!(removed, ["h68"]);
+    }
+
+    /// The indexed spread answers as a lookup by hostname would, for
+    /// services on few or most servers, with hostnames no longer listed in
+    /// the map, and with servers the rules removed left unasked.
+    #[test]
+    fn spread_by_index_is_the_lookup_by_hostname() {
+        let inventory: Vec<serde_json::Value> = (0..200)
+            .map(|i| json!({"hostname": format!("h{:03}", i * 2), "address": "a"}))
+            .collect();
+        let cluster = Cluster::from_snapshot(&json!({ "inventory": inventory })).expect("snapshot");
+        let listed = cluster.listed();
+        let mut seed = 7u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for trial in 0..300 {
+            // From one member in a hundred servers to every one, odd
+            // hostnames being servers that are not listed.
+            let density = 1 + trial % 100;
+            let mut map = BTreeMap::new();
+            for h in 0..400 {
+                if next(100) < density {
+                    map.insert(format!("h{h:03}"), 1 + next(5));
+                }
+            }
+            let asked: Vec<usize> = (0..listed.len()).filter(|_| next(4) != 0).collect();
+            let mut spread = super::Spread::new(listed, Some(&map));
+            for at in asked {
+                let want = map.get(&*listed[at].hostname).copied().unwrap_or(0);
+                assert_eq!(spread.count(at), want, "trial {trial}, server {at}");
+            }
+        }
+        let mut none = super::Spread::new(listed, None);
+        assert_eq!(none.count(0), 0);
     }
 }

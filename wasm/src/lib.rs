@@ -33,6 +33,8 @@ pub const ABI_VERSION: i32 = 1;
 /// The module's name in its policy info.
 pub const POLICY_NAME: &str = "flocker-policy";
 
+pub mod size_classes;
+
 // For [`export_policy`]'s expansion in a module crate, which need not name
 // flocker-core itself.
 #[doc(hidden)]

@@ -228,29 +228,21 @@ impl<'c> Spread<'c> {
 /// The first index at or after `from` whose hostname is not below
 /// `hostname`: steps of 1, 2, 4, ... then a binary search in the last step.
 fn gallop(listed: &[Listed], from: usize, hostname: &str) -> usize {
-    let below = |i: usize| listed.get(i).is_some_and(|c| &*c.hostname < hostname);
-    if !below(from) {
+    let below = |c: &Listed| &*c.hostname < hostname;
+    if !listed.get(from).is_some_and(below) {
         return from;
     }
-    // Invariant: `lo` is below, `hi` is not (or past the end).
+    // `lo` is below; the answer lies in lo + 1 ..= hi.
     let (mut lo, mut step) = (from, 1usize);
-    let mut hi = loop {
+    let hi = loop {
         let probe = lo.saturating_add(step);
-        if probe >= listed.len() || !below(probe) {
+        if !listed.get(probe).is_some_and(below) {
             break probe.min(listed.len());
         }
         lo = probe;
         step = step.saturating_mul(2);
     };
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if below(mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    hi
+    lo + 1 + listed[lo + 1..hi].partition_point(below)
 }
 
 #[cfg(test)]

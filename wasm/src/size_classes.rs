@@ -45,8 +45,8 @@ struct Lists {
     kept: [usize; CLASSES],
 }
 
-/// Size classes over the allocator `A`. Not `Sync`: one thread only (on
-/// wasm, `SingleThreaded` wraps the module's global one).
+/// Size classes over the allocator `A`. Not `Sync` but on single-threaded
+/// wasm, where it is the module's global allocator.
 pub struct SizeClasses<A> {
     backing: A,
     lists: UnsafeCell<Lists>,
@@ -155,38 +155,15 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SizeClasses<A> {
     }
 }
 
+// SAFETY: without the atomics feature a wasm module has exactly one thread,
+// so the lists are never touched by two at once.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+unsafe impl Sync for SizeClasses<std::alloc::System> {}
+
 /// The module's global allocator: [`SizeClasses`] over the target's own.
-/// A wasm module without the `atomics` feature runs on one thread, so the
-/// lists are never touched by two at once.
-#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
-pub struct SingleThreaded(pub SizeClasses<std::alloc::System>);
-
-// SAFETY: without the atomics feature a wasm module has exactly one thread.
-#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
-unsafe impl Sync for SingleThreaded {}
-
-// SAFETY: forwards to SizeClasses, which is sound on one thread.
-#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
-unsafe impl GlobalAlloc for SingleThreaded {
-    #[inline]
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        unsafe { self.0.alloc(layout) }
-    }
-    #[inline]
-    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        unsafe { self.0.dealloc(p, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        unsafe { self.0.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        unsafe { self.0.realloc(p, layout, new_size) }
-    }
-}
-
 #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
 #[global_allocator]
-static ALLOCATOR: SingleThreaded = SingleThreaded(SizeClasses::new(std::alloc::System));
+static ALLOCATOR: SizeClasses<std::alloc::System> = SizeClasses::new(std::alloc::System);
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,10 @@ scripts/bench-instructions.sh; docs/PERFORMANCE.md gives both.
     scripts/bench-wasm-fuel.py [MODULE.wasm ...]
 
 Default module: target/wasm32-unknown-unknown/wasm-release/flocker_policy.wasm.
-Workloads: `typical` (the WASM benchmark's state at 10^3 routes and its
-request, written by `cargo run -p flocker-core --example go_corpus`) and
-`tag` (issue 12's mixed inventory of 1,000 servers and its tag request).
+Workloads, written from core/src/fixtures.rs by `cargo run -p flocker-core
+--example go_corpus`: `typical` (the WASM benchmark's state at 10^3 routes
+and its request) and `tag` (issue 12's mixed inventory of 1,000 servers and
+its tag request).
 Needs `pip install wasmtime`.
 """
 import json
@@ -22,22 +23,6 @@ import wasmtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DECISIONS = 20
-
-
-def mixed_snapshot(servers=1000):
-    """core/src/fixtures.rs mixed_cluster, as a snapshot."""
-    inventory = [{
-        "hostname": f"node{i:05}",
-        "address": f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}",
-        "tags": ["ssd", "eu"] if i % 3 == 0 else ["hdd"],
-        "reserved": i % 17 == 0, "full": i % 23 == 0,
-        "max_containers": 100, "containers": (i * 7919) % 97,
-    } for i in range(servers)]
-    return json.dumps({"inventory": inventory}).encode()
-
-
-TAG_REQUEST = json.dumps({"name": "myapp.1", "container": {
-    "Image": "acme/app", "Env": ["A=1", "VIKING_TAGS=ssd, eu"]}}).encode()
 
 
 class Module:
@@ -81,12 +66,13 @@ def main():
         subprocess.run(["cargo", "run", "-q", "--release", "-p", "flocker-core",
                         "--example", "go_corpus", "--", corpus, "1"],
                        cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        with open(os.path.join(corpus, "bench-snapshot.json"), "rb") as f:
-            typical_snapshot = f.read()
-        with open(os.path.join(corpus, "bench-request.json"), "rb") as f:
-            typical_request = f.read()
-    workloads = [("typical", typical_snapshot, typical_request),
-                 ("tag", mixed_snapshot(), TAG_REQUEST)]
+
+        def read(name):
+            with open(os.path.join(corpus, name), "rb") as f:
+                return f.read()
+
+        workloads = [("typical", read("bench-snapshot.json"), read("bench-request.json")),
+                     ("tag", read("mixed-snapshot.json"), read("tag-request.json"))]
     for path in modules:
         for name, snapshot, request in workloads:
             fuel = Module(path).fuel_per_decision(snapshot, request)

@@ -13,12 +13,14 @@
 //! DIR/bench-snapshot.json, DIR/bench-request.json: the state and request
 //! of the WASM benchmark at 10^3 routes (tests/benches/wasm.rs; the same
 //! records, rebuilt here so no wasmtime is needed).
+//! DIR/mixed-snapshot.json, DIR/tag-request.json: issue 12's mixed inventory
+//! of 1,000 servers and its tag request (`scripts/bench-wasm-fuel.py`).
 //!
 //! Native only: it builds without wasmtime or the host.
 
 use std::io::Write;
 
-use flocker_core::fixtures::{bench_cluster, bench_request};
+use flocker_core::fixtures::{bench_cluster, bench_request, mixed_cluster, tag_request};
 use flocker_core::testgen::{changes_building, decision_input, request_of, snapshot_of};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -78,6 +80,13 @@ fn main() {
         bench_request().to_string(),
     )
     .expect("bench request");
+    std::fs::write(
+        format!("{dir}/mixed-snapshot.json"),
+        mixed_cluster(1000).to_snapshot().to_string(),
+    )
+    .expect("mixed snapshot");
+    std::fs::write(format!("{dir}/tag-request.json"), tag_request().to_string())
+        .expect("tag request");
     eprintln!(
         "go_corpus: {path}: {cases} inputs ({decisions} decisions, {errors} errors), seed {seed}"
     );
